@@ -1,0 +1,257 @@
+//! The catalog file: parsing, validation and the built-in demo catalog.
+//!
+//! Each image is read with the proto3 JSON mapping (lowerCamelCase or snake_case
+//! names, int64 as string or number, enums by name or number, RFC 3339
+//! timestamps), so what the REST API or `yc --format json` prints loads as it is.
+//! A catalog is either loaded whole or refused with an error that names the
+//! file, the entry and the problem.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::domain::MAX_IMAGE_ID_CHARS;
+use crate::proto::{self, compute, container_registry};
+
+/// The demo catalog served when no `--catalog` is given.
+pub const DEMO_CATALOG_JSON: &str = include_str!("demo.json");
+const DEMO_SOURCE: &str = "built-in demo catalog";
+
+const COMPUTE_IMAGES: &str = "computeImages";
+const CONTAINER_IMAGES: &str = "containerRegistryImages";
+
+/// Limits on compute image fields from the resource's documentation.
+const MAX_NAME_CHARS: usize = 63;
+const MAX_DESCRIPTION_CHARS: usize = 256;
+const MAX_LABELS: usize = 64;
+
+/// A validated catalog: every id present, unique within its API and at most 50 characters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Catalog {
+    pub compute_images: Vec<compute::Image>,
+    pub container_images: Vec<container_registry::Image>,
+}
+
+/// Where in the catalog a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRef {
+    pub list: &'static str,
+    pub index: usize,
+    pub id: Option<String>,
+}
+
+impl fmt::Display for EntryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.list, self.index)?;
+        if let Some(id) = &self.id {
+            write!(f, " (id {id:?})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a catalog was refused. Displays as `SOURCE: LIST[INDEX] (id "ID"): PROBLEM`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("catalog {source_name}: {}{problem}", entry.as_ref().map(|e| format!("{e}: ")).unwrap_or_default())]
+pub struct CatalogError {
+    pub source_name: String,
+    pub entry: Option<EntryRef>,
+    pub problem: String,
+}
+
+/// The top level of a catalog file. Unknown keys are refused, not ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile<'a> {
+    #[serde(default, borrow, rename = "computeImages", alias = "compute_images")]
+    compute_images: Vec<&'a RawValue>,
+    #[serde(
+        default,
+        borrow,
+        rename = "containerRegistryImages",
+        alias = "container_registry_images"
+    )]
+    container_images: Vec<&'a RawValue>,
+}
+
+impl Catalog {
+    /// Reads and validates a catalog file.
+    pub fn from_file(path: &Path) -> Result<Self, CatalogError> {
+        let source_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| CatalogError {
+            source_name: source_name.clone(),
+            entry: None,
+            problem: format!("cannot read the file: {err}"),
+        })?;
+        Self::from_json(&source_name, &text)
+    }
+
+    /// The built-in demo catalog.
+    pub fn demo() -> Result<Self, CatalogError> {
+        Self::from_json(DEMO_SOURCE, DEMO_CATALOG_JSON)
+    }
+
+    /// Parses and validates catalog JSON; `source_name` is what errors call it.
+    pub fn from_json(source_name: &str, text: &str) -> Result<Self, CatalogError> {
+        let fail = |entry: Option<EntryRef>, problem: String| CatalogError {
+            source_name: source_name.to_owned(),
+            entry,
+            problem,
+        };
+        let file: CatalogFile<'_> =
+            serde_json::from_str(text).map_err(|err| fail(None, format!("invalid JSON: {err}")))?;
+        let pool = proto::descriptor_pool()
+            .map_err(|err| fail(None, format!("built-in descriptors are broken: {err}")))?;
+        let descriptor = |name: &str| {
+            pool.get_message_by_name(name)
+                .ok_or_else(|| fail(None, format!("built-in descriptors lack {name}")))
+        };
+
+        let compute_images = parse_list::<compute::Image>(
+            COMPUTE_IMAGES,
+            &file.compute_images,
+            &descriptor("yandex.cloud.compute.v1.Image")?,
+            |image| &image.id,
+            validate_compute_image,
+        )
+        .map_err(|(entry, problem)| fail(Some(entry), problem))?;
+        let container_images = parse_list::<container_registry::Image>(
+            CONTAINER_IMAGES,
+            &file.container_images,
+            &descriptor("yandex.cloud.containerregistry.v1.Image")?,
+            |image| &image.id,
+            |_| Ok(()),
+        )
+        .map_err(|(entry, problem)| fail(Some(entry), problem))?;
+
+        Ok(Self {
+            compute_images,
+            container_images,
+        })
+    }
+
+    /// A one-line summary for logs and `check-catalog`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} compute images, {} container registry images",
+            self.compute_images.len(),
+            self.container_images.len()
+        )
+    }
+}
+
+/// Parses one list of images, checking ids (present, short enough, unique) and
+/// the per-type rules in `validate`.
+fn parse_list<T: Message + Default>(
+    list: &'static str,
+    raw_entries: &[&RawValue],
+    descriptor: &MessageDescriptor,
+    id_of: impl Fn(&T) -> &String,
+    validate: impl Fn(&T) -> Result<(), String>,
+) -> Result<Vec<T>, (EntryRef, String)> {
+    let mut first_index_of: HashMap<String, usize> = HashMap::with_capacity(raw_entries.len());
+    let mut items = Vec::with_capacity(raw_entries.len());
+    for (index, raw) in raw_entries.iter().enumerate() {
+        let entry = |id: Option<&str>| EntryRef {
+            list,
+            index,
+            id: id.map(str::to_owned),
+        };
+        let item: T = parse_entry(raw.get(), descriptor)
+            .map_err(|problem| (entry(best_effort_id(raw.get()).as_deref()), problem))?;
+        let id = id_of(&item);
+        let located = |problem: String| (entry(Some(id)), problem);
+        if id.is_empty() {
+            return Err(located("id is empty".into()));
+        }
+        let chars = id.chars().count();
+        if chars > MAX_IMAGE_ID_CHARS {
+            return Err(located(format!(
+                "id is {chars} characters long, at most {MAX_IMAGE_ID_CHARS} allowed"
+            )));
+        }
+        validate(&item).map_err(located)?;
+        if let Some(first) = first_index_of.insert(id.clone(), index) {
+            return Err(located(format!(
+                "duplicate id, first used by {list}[{first}]"
+            )));
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+fn parse_entry<T: Message + Default>(
+    json: &str,
+    descriptor: &MessageDescriptor,
+) -> Result<T, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let message = DynamicMessage::deserialize(descriptor.clone(), &mut deserializer)
+        .map_err(|err| err.to_string())?;
+    deserializer.end().map_err(|err| err.to_string())?;
+    message
+        .transcode_to::<T>()
+        .map_err(|err| format!("cannot convert to {}: {err}", descriptor.full_name()))
+}
+
+/// The `id` of an entry that failed to parse, if it has a readable one, to make
+/// the error easier to find.
+fn best_effort_id(json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_str::<IdOnly>(json).ok()?.id
+}
+
+fn validate_compute_image(image: &compute::Image) -> Result<(), String> {
+    let name_chars = image.name.chars().count();
+    if !(1..=MAX_NAME_CHARS).contains(&name_chars) {
+        return Err(format!(
+            "name must be 1-{MAX_NAME_CHARS} characters long, got {name_chars}"
+        ));
+    }
+    let description_chars = image.description.chars().count();
+    if description_chars > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "description must be at most {MAX_DESCRIPTION_CHARS} characters long, got {description_chars}"
+        ));
+    }
+    if image.labels.len() > MAX_LABELS {
+        return Err(format!(
+            "at most {MAX_LABELS} labels allowed, got {}",
+            image.labels.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_catalog_is_valid_and_not_empty() {
+        let demo = Catalog::demo().unwrap();
+        assert!(demo.compute_images.len() >= 4);
+        assert!(demo.container_images.len() >= 2);
+    }
+
+    #[test]
+    fn errors_name_source_entry_and_problem() {
+        let err = Catalog::from_json(
+            "c.json",
+            r#"{"computeImages": [{"id": "a", "name": "n"}, {"id": "a", "name": "m"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"catalog c.json: computeImages[1] (id "a"): duplicate id, first used by computeImages[0]"#
+        );
+    }
+}

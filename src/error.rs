@@ -1,0 +1,56 @@
+//! The errors a call can end with, independent of the protocol face. Each face
+//! maps them once (gRPC: `grpc::status`).
+
+use std::borrow::Cow;
+
+use crate::repository::RepositoryError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// A request field is missing or malformed.
+    #[error("{field}: {description}")]
+    InvalidArgument {
+        field: &'static str,
+        description: Cow<'static, str>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    /// The backend can't be reached right now; a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or corrupt data on our side.
+    #[error("{0}")]
+    Internal(String),
+    /// The method exists in the API but this server does not serve it.
+    #[error("{0}")]
+    Unimplemented(String),
+}
+
+impl ApiError {
+    pub fn invalid_argument(
+        field: &'static str,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::InvalidArgument {
+            field,
+            description: description.into(),
+        }
+    }
+
+    pub fn image_not_found(id: &str) -> Self {
+        Self::NotFound(format!("Image {id} not found"))
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(err: RepositoryError) -> Self {
+        match err {
+            RepositoryError::Unavailable(reason) => {
+                Self::Unavailable(format!("image catalog backend is unavailable: {reason}"))
+            }
+            RepositoryError::Internal(reason) => {
+                Self::Internal(format!("image catalog backend failed: {reason}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `yandex.cloud.compute.v1.ImageService`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{NOT_YET, READ_ONLY, get_image, request_id, unimplemented};
+use crate::proto::compute::image_service_server::{ImageService, ImageServiceServer};
+use crate::proto::compute::{
+    CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest, GetImageRequest, Image,
+    ListImageOperationsRequest, ListImageOperationsResponse, ListImagesRequest, ListImagesResponse,
+    UpdateImageRequest,
+};
+use crate::proto::yandex::cloud::access::{
+    ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
+    UpdateAccessBindingsRequest,
+};
+use crate::proto::yandex::cloud::operation::Operation;
+use crate::repository::ComputeImageRepository;
+
+const SERVICE: &str = "yandex.cloud.compute.v1.ImageService";
+
+pub struct ComputeImages {
+    repository: Arc<dyn ComputeImageRepository>,
+}
+
+impl ComputeImages {
+    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ImageServiceServer<Self> {
+        ImageServiceServer::new(Self { repository })
+    }
+}
+
+#[tonic::async_trait]
+impl ImageService for ComputeImages {
+    async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
+        let request_id = request_id(&request);
+        let raw_id = request.into_inner().image_id;
+        get_image(request_id, raw_id, |id| async move {
+            self.repository.get_compute_image(&id).await
+        })
+        .await
+    }
+
+    async fn get_latest_by_family(
+        &self,
+        request: Request<GetImageLatestByFamilyRequest>,
+    ) -> Result<Response<Image>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/GetLatestByFamily"),
+            NOT_YET,
+        ))
+    }
+
+    async fn list(
+        &self,
+        request: Request<ListImagesRequest>,
+    ) -> Result<Response<ListImagesResponse>, Status> {
+        Err(unimplemented(&request, &format!("{SERVICE}/List"), NOT_YET))
+    }
+
+    async fn create(
+        &self,
+        request: Request<CreateImageRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/Create"),
+            READ_ONLY,
+        ))
+    }
+
+    async fn update(
+        &self,
+        request: Request<UpdateImageRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/Update"),
+            READ_ONLY,
+        ))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteImageRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/Delete"),
+            READ_ONLY,
+        ))
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<ListImageOperationsRequest>,
+    ) -> Result<Response<ListImageOperationsResponse>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/ListOperations"),
+            READ_ONLY,
+        ))
+    }
+
+    async fn list_access_bindings(
+        &self,
+        request: Request<ListAccessBindingsRequest>,
+    ) -> Result<Response<ListAccessBindingsResponse>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/ListAccessBindings"),
+            READ_ONLY,
+        ))
+    }
+
+    async fn set_access_bindings(
+        &self,
+        request: Request<SetAccessBindingsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/SetAccessBindings"),
+            READ_ONLY,
+        ))
+    }
+
+    async fn update_access_bindings(
+        &self,
+        request: Request<UpdateAccessBindingsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        Err(unimplemented(
+            &request,
+            &format!("{SERVICE}/UpdateAccessBindings"),
+            READ_ONLY,
+        ))
+    }
+}

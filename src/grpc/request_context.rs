@@ -1,0 +1,197 @@
+//! A tower layer around every gRPC call (and, through the in-process gRPC call,
+//! every REST call): it settles the request id, opens the call's span, stamps
+//! `x-request-id` on the response and writes the access log line.
+//!
+//! Handlers read the id from the request extensions as [`RequestId`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::{Level, Span, field};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
+
+/// Longest incoming request id we keep; longer ones are replaced, not trusted.
+const MAX_INCOMING_ID_LEN: usize = 128;
+
+/// The id of one call: the one a proxy sent in `x-request-id`, or a new UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// Keeps a usable incoming id (visible ASCII, not too long) or makes a new one.
+    fn from_headers(headers: &HeaderMap) -> Self {
+        match headers.get(REQUEST_ID_HEADER) {
+            Some(value) if is_usable_id(value) => Self(value.clone()),
+            _ => Self::generate(),
+        }
+    }
+
+    fn generate() -> Self {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only visible-ASCII values are ever stored, so this never falls back in practice.
+        self.0.to_str().unwrap_or("")
+    }
+
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+fn is_usable_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_INCOMING_ID_LEN
+        && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Reads the request id from a request's extensions, where [`RequestContext`] put it.
+pub fn request_id_of(extensions: &http::Extensions) -> Option<&RequestId> {
+    extensions.get::<RequestId>()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContextLayer {
+    /// Log each finished call at INFO (otherwise at DEBUG, off by default).
+    access_log: bool,
+}
+
+impl RequestContextLayer {
+    pub fn new(access_log: bool) -> Self {
+        Self { access_log }
+    }
+}
+
+impl<S> Layer<S> for RequestContextLayer {
+    type Service = RequestContext<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestContext {
+            inner,
+            access_log: self.access_log,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestContext<S> {
+    inner: S,
+    access_log: bool,
+}
+
+/// Opens the span of one call at a level chosen at run time (tracing wants a constant).
+macro_rules! call_span {
+    ($level:expr, $request:ident, $request_id:ident) => {
+        tracing::span!(
+            $level,
+            "call",
+            method = $request.uri().path(),
+            request_id = $request_id.as_str(),
+            client_request_id = $request
+                .headers()
+                .get(CLIENT_REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            image_id = field::Empty,
+            code = field::Empty,
+        )
+    };
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestContext<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let request_id = RequestId::from_headers(request.headers());
+        let level = if self.access_log {
+            Level::INFO
+        } else {
+            Level::DEBUG
+        };
+        // The span is disabled (and costs next to nothing) unless its level is enabled.
+        let span = if self.access_log {
+            call_span!(Level::INFO, request, request_id)
+        } else {
+            call_span!(Level::DEBUG, request, request_id)
+        };
+        request.extensions_mut().insert(request_id.clone());
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        ResponseFuture {
+            inner,
+            span,
+            request_id,
+            started: Instant::now(),
+            level,
+        }
+    }
+}
+
+pin_project! {
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        request_id: RequestId,
+        started: Instant,
+        level: Level,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let result = {
+            let _entered = this.span.enter();
+            ready!(this.inner.as_mut().poll(cx))
+        };
+        let latency_us = this.started.elapsed().as_micros() as u64;
+        Poll::Ready(result.map(|mut response| {
+            // A gRPC error travels as a trailers-only response: the code is in the
+            // headers. A call whose headers lack it ended OK (unary calls).
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .unwrap_or(0);
+            let http_status = response.status().as_u16();
+            response
+                .headers_mut()
+                .insert(REQUEST_ID_HEADER, this.request_id.header_value().clone());
+            this.span.record("code", code);
+            if *this.level == Level::INFO {
+                tracing::info!(parent: &*this.span, code, http_status, latency_us, "call finished");
+            } else {
+                tracing::debug!(parent: &*this.span, code, http_status, latency_us, "call finished");
+            }
+            response
+        }))
+    }
+}

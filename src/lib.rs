@@ -1,0 +1,16 @@
+//! image-service: the Yandex Cloud Compute and Container Registry `ImageService`,
+//! wire-compatible with the official API, served from a local catalog.
+//!
+//! Layout: `proto` (generated code), `domain` (validated request values),
+//! `catalog` (the catalog file), `repository` (backends behind a trait), `grpc`
+//! (the tonic face), `startup` (wiring), `config` and `telemetry`.
+
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod proto;
+pub mod repository;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,135 @@
+//! Builds the server from settings: loads the catalog, binds the listener, wires
+//! the services with health and reflection, and runs until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::{Router, TcpIncoming};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::config::ServeArgs;
+use crate::grpc::compute::ComputeImages;
+use crate::grpc::container_registry::ContainerRegistryImages;
+use crate::grpc::request_context::RequestContextLayer;
+use crate::proto;
+use crate::repository::{MemoryRepository, Repositories};
+
+/// The gRPC services this server implements, by full name (health reports each).
+pub const SERVED_SERVICES: [&str; 2] = [
+    proto::COMPUTE_IMAGE_SERVICE,
+    proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+type GrpcRouter = Router<Stack<RequestContextLayer, Identity>>;
+
+/// A server whose listener is bound and whose services are ready; `run_until` serves.
+pub struct Application {
+    grpc_addr: SocketAddr,
+    grpc_listener: TcpListener,
+    router: GrpcRouter,
+    health: HealthReporter,
+}
+
+impl Application {
+    /// Loads the catalog named in `settings` (or the demo catalog) and builds the server on it.
+    pub async fn build(settings: &ServeArgs) -> Result<Self, StartupError> {
+        let catalog = match &settings.catalog {
+            Some(path) => Catalog::from_file(path)?,
+            None => Catalog::demo()?,
+        };
+        let source = settings.catalog.as_ref().map_or_else(
+            || "built-in demo catalog".to_owned(),
+            |p| p.display().to_string(),
+        );
+        tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
+        let repositories = Repositories::in_memory(MemoryRepository::new(catalog));
+        Self::build_with_repositories(settings, repositories).await
+    }
+
+    /// Builds the server on backends the caller made (an embedding program, a test).
+    pub async fn build_with_repositories(
+        settings: &ServeArgs,
+        repositories: Repositories,
+    ) -> Result<Self, StartupError> {
+        let addr = settings.grpc_listen;
+        let grpc_listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for service in SERVED_SERVICES {
+            health
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
+
+        let router = Server::builder()
+            .layer(RequestContextLayer::new(settings.access_log))
+            .add_service(health_service)
+            .add_service(reflection_builder().build_v1()?)
+            .add_service(reflection_builder().build_v1alpha()?)
+            .add_service(ComputeImages::server(repositories.compute))
+            .add_service(ContainerRegistryImages::server(repositories.container));
+
+        Ok(Self {
+            grpc_addr,
+            grpc_listener,
+            router,
+            health,
+        })
+    }
+
+    /// The address the gRPC listener is bound to (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The health reporter, to mark services up or down.
+    pub fn health(&self) -> &HealthReporter {
+        &self.health
+    }
+
+    /// Serves until `shutdown` completes, then lets calls in flight finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+        tracing::info!(grpc = %self.grpc_addr, "serving gRPC");
+        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        self.router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Reflection over our descriptors plus health's and both reflection versions',
+/// so that either reflection version lists every service this server has.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
