@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -46,6 +47,11 @@ pub struct ServeArgs {
     /// Without it those lines are DEBUG, off at the default level.
     #[arg(long, env = "IMAGE_SERVICE_ACCESS_LOG", value_parser = FalseyValueParser::new())]
     pub access_log: bool,
+
+    /// After SIGTERM/SIGINT, how long calls in flight may take to finish before
+    /// the remaining connections are closed (e.g. 20s, 500ms).
+    #[arg(long, env = "IMAGE_SERVICE_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServeArgs {
@@ -56,8 +62,28 @@ impl Default for ServeArgs {
             catalog: None,
             log_format: LogFormat::Text,
             access_log: false,
+            drain_timeout: Duration::from_secs(20),
         }
     }
+}
+
+/// A duration such as `20s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 20s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown duration unit {other:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -88,5 +114,16 @@ mod tests {
         assert_eq!(parsed.catalog, default.catalog);
         assert_eq!(parsed.log_format, default.log_format);
         assert_eq!(parsed.access_log, default.access_log);
+        assert_eq!(parsed.drain_timeout, default.drain_timeout);
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
     }
 }

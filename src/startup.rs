@@ -3,8 +3,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::ServingStatus;
@@ -48,6 +50,7 @@ pub struct Application {
     grpc_listener: TcpListener,
     router: GrpcRouter,
     health: HealthReporter,
+    drain_timeout: Duration,
 }
 
 impl Application {
@@ -99,6 +102,7 @@ impl Application {
             grpc_listener,
             router,
             health,
+            drain_timeout: settings.drain_timeout,
         })
     }
 
@@ -112,13 +116,32 @@ impl Application {
         &self.health
     }
 
-    /// Serves until `shutdown` completes, then lets calls in flight finish.
+    /// Serves until `shutdown` completes, then lets calls in flight finish for
+    /// at most the drain timeout: a client that never acknowledges the GOAWAY
+    /// must not keep the process alive.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
         tracing::info!(grpc = %self.grpc_addr, "serving gRPC");
         let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
-        self.router
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+        let (draining, drain_started) = oneshot::channel::<()>();
+        let serve = self
+            .router
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = draining.send(());
+            });
+        let drain_deadline = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(self.drain_timeout).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = drain_deadline => tracing::warn!(
+                timeout = ?self.drain_timeout,
+                "drain timeout reached, closing the remaining connections"
+            ),
+        }
         Ok(())
     }
 }

@@ -1,0 +1,157 @@
+//! The real binary: port 0 and the logged address, JSON logs, the access log
+//! switch, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use image_service::proto::compute::GetImageRequest;
+use image_service::proto::compute::image_service_client::ImageServiceClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_image-service");
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|err| panic!("log line is not JSON ({err}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            lines,
+            addr: String::new(),
+        };
+        let listening = server.wait_for(|line| line["message"] == "serving gRPC");
+        server.addr = listening["grpc"].as_str().unwrap().to_owned();
+        assert!(!server.addr.ends_with(":0"), "the real port is logged");
+        server
+    }
+
+    fn wait_for(&mut self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("expected log line within 10 s");
+            if want(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Lines logged within `wait`.
+    fn drain(&self, wait: Duration) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(wait) {
+            out.push(line);
+        }
+        out
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        self.child.wait().expect("server exits")
+    }
+}
+
+async fn get_once(addr: &str, id: &str) {
+    let mut client = ImageServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let _ = client
+        .get(GetImageRequest {
+            image_id: id.into(),
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_level_logs_no_line_per_call() {
+    let server = Server::start(&[]);
+    get_once(&server.addr, "fd8doesnotexist").await;
+    let lines = server.drain(Duration::from_millis(300));
+    assert!(
+        lines.iter().all(|l| l["message"] != "call finished"),
+        "{lines:?}"
+    );
+    assert!(server.terminate().success(), "SIGTERM exits 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_by_the_drain_timeout() {
+    let server = Server::start(&["--drain-timeout", "300ms"]);
+    // An open HTTP/2 connection whose client never answers the GOAWAY.
+    let stuck = std::net::TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(
+        &mut &stuck,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    assert!(server.terminate().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stuck);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_writes_one_line_per_call_with_its_fields() {
+    let mut server = Server::start(&["--access-log"]);
+    let mut client = ImageServiceClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(GetImageRequest {
+        image_id: "fd8doesnotexist".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-client-request-id", "client-42".parse().unwrap());
+    let _ = client.get(request).await;
+    drop(client);
+    let line = server.wait_for(|l| l["message"] == "call finished");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["code"], 5);
+    assert!(line["latency_us"].is_u64());
+    let span = &line["span"];
+    assert_eq!(span["method"], "/yandex.cloud.compute.v1.ImageService/Get");
+    assert_eq!(span["image_id"], "fd8doesnotexist");
+    assert_eq!(span["client_request_id"], "client-42");
+    assert_eq!(span["request_id"].as_str().unwrap().len(), 36);
+    assert!(server.terminate().success());
+}

