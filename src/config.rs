@@ -8,12 +8,13 @@ use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "image-service",
     version,
-    about = "Yandex Cloud Compute and Container Registry ImageService, wire-compatible, from a local catalog"
+    about = "Yandex Cloud Compute and Container Registry ImageService (gRPC and REST), wire-compatible, from a local catalog"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,7 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the gRPC API (on the built-in demo catalog unless --catalog is given).
+    /// Serve the gRPC and REST APIs (on the built-in demo catalog unless --catalog is given).
     Serve(ServeArgs),
     /// Validate a catalog file, print what it holds and exit (non-zero when invalid).
     CheckCatalog(CheckCatalogArgs),
@@ -33,6 +34,11 @@ pub struct ServeArgs {
     /// Address of the gRPC listener. Port 0 picks a free port; the bound address is logged.
     #[arg(long, env = "IMAGE_SERVICE_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
     pub grpc_listen: SocketAddr,
+
+    /// Address of the REST/JSON listener (HTTP/1.1 and h2c), also serving /healthz
+    /// and /readyz. Port 0 picks a free port; the bound address is logged.
+    #[arg(long, env = "IMAGE_SERVICE_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
+    pub http_listen: SocketAddr,
 
     /// Catalog file (JSON: {"computeImages": [...], "containerRegistryImages": [...]}).
     /// Without it the built-in demo catalog is served.
@@ -59,6 +65,7 @@ impl Default for ServeArgs {
     fn default() -> Self {
         Self {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             catalog: None,
             log_format: LogFormat::Text,
             access_log: false,
@@ -111,6 +118,7 @@ mod tests {
         };
         let default = ServeArgs::default();
         assert_eq!(parsed.grpc_listen, default.grpc_listen);
+        assert_eq!(parsed.http_listen, default.http_listen);
         assert_eq!(parsed.catalog, default.catalog);
         assert_eq!(parsed.log_format, default.log_format);
         assert_eq!(parsed.access_log, default.access_log);

@@ -10,7 +10,7 @@ pub enum ApiError {
     /// A request field is missing or malformed.
     #[error("{field}: {description}")]
     InvalidArgument {
-        field: &'static str,
+        field: Cow<'static, str>,
         description: Cow<'static, str>,
     },
     #[error("{0}")]
@@ -28,11 +28,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid_argument(
-        field: &'static str,
+        field: impl Into<Cow<'static, str>>,
         description: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self::InvalidArgument {
-            field,
+            field: field.into(),
             description: description.into(),
         }
     }

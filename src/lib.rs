@@ -12,5 +12,6 @@ pub mod error;
 pub mod grpc;
 pub mod proto;
 pub mod repository;
+pub mod rest;
 pub mod startup;
 pub mod telemetry;

@@ -1,25 +1,31 @@
-//! Builds the server from settings: loads the catalog, binds the listener, wires
-//! the services with health and reflection, and runs until told to stop.
+//! Builds the server from settings: loads the catalog, binds both listeners,
+//! wires the services with health and reflection, and runs until told to stop.
+//!
+//! One set of tonic routes serves both faces: the gRPC listener directly, the
+//! REST gateway through in-process calls. The request-context layer wraps each
+//! face once.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tower::layer::util::{Identity, Stack};
+use tower::Layer;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
-use crate::grpc::request_context::RequestContextLayer;
+use crate::grpc::request_context::{RequestContext, RequestContextLayer};
 use crate::proto;
 use crate::repository::{MemoryRepository, Repositories};
+use crate::rest::{GatewayError, RestGateway};
 
 /// The gRPC services this server implements, by full name (health reports each).
 pub const SERVED_SERVICES: [&str; 2] = [
@@ -38,17 +44,23 @@ pub enum StartupError {
     },
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("built-in descriptors are broken: {0}")]
+    Descriptors(String),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
 
-type GrpcRouter = Router<Stack<RequestContextLayer, Identity>>;
-
-/// A server whose listener is bound and whose services are ready; `run_until` serves.
+/// A server whose listeners are bound and whose services are ready; `run_until` serves.
 pub struct Application {
     grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
     grpc_listener: TcpListener,
-    router: GrpcRouter,
+    http_listener: TcpListener,
+    routes: Routes,
+    rest: RequestContext<RestGateway>,
+    context: RequestContextLayer,
     health: HealthReporter,
     drain_timeout: Duration,
 }
@@ -74,13 +86,8 @@ impl Application {
         settings: &ServeArgs,
         repositories: Repositories,
     ) -> Result<Self, StartupError> {
-        let addr = settings.grpc_listen;
-        let grpc_listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
+        let (http_listener, http_addr) = bind(settings.http_listen).await?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for service in SERVED_SERVICES {
@@ -89,18 +96,26 @@ impl Application {
                 .await;
         }
 
-        let router = Server::builder()
-            .layer(RequestContextLayer::new(settings.access_log))
-            .add_service(health_service)
+        let routes = Routes::new(health_service)
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
             .add_service(ComputeImages::server(repositories.compute))
-            .add_service(ContainerRegistryImages::server(repositories.container));
+            .add_service(ContainerRegistryImages::server(repositories.container))
+            .prepare();
+
+        let pool =
+            proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
+        let context = RequestContextLayer::new(settings.access_log);
+        let rest = context.layer(RestGateway::new(pool, &SERVED_SERVICES, routes.clone())?);
 
         Ok(Self {
             grpc_addr,
+            http_addr,
             grpc_listener,
-            router,
+            http_listener,
+            routes,
+            rest,
+            context,
             health,
             drain_timeout: settings.drain_timeout,
         })
@@ -111,22 +126,37 @@ impl Application {
         self.grpc_addr
     }
 
+    /// The address the REST listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
     /// The health reporter, to mark services up or down.
     pub fn health(&self) -> &HealthReporter {
         &self.health
     }
 
-    /// Serves until `shutdown` completes, then lets calls in flight finish for
-    /// at most the drain timeout: a client that never acknowledges the GOAWAY
-    /// must not keep the process alive.
+    /// Serves both listeners until `shutdown` completes, then lets calls in
+    /// flight finish for at most the drain timeout: a client that never
+    /// acknowledges the GOAWAY must not keep the process alive.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
-        tracing::info!(grpc = %self.grpc_addr, "serving gRPC");
+        tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "serving gRPC and REST");
+        let (stop, stopped) = watch::channel(false);
+        let http = tokio::spawn(crate::rest::server::serve(
+            self.http_listener,
+            self.rest,
+            stopped.clone(),
+            self.drain_timeout,
+        ));
+
         let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
         let (draining, drain_started) = oneshot::channel::<()>();
-        let serve = self
-            .router
+        let mut grpc_stopped = stopped;
+        let serve = Server::builder()
+            .layer(self.context)
+            .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, async move {
-                shutdown.await;
+                let _ = grpc_stopped.wait_for(|s| *s).await;
                 let _ = draining.send(());
             });
         let drain_deadline = async {
@@ -135,15 +165,36 @@ impl Application {
                 Err(_) => std::future::pending().await,
             }
         };
-        tokio::select! {
-            served = serve => served?,
-            () = drain_deadline => tracing::warn!(
-                timeout = ?self.drain_timeout,
-                "drain timeout reached, closing the remaining connections"
-            ),
-        }
+        let grpc = async {
+            tokio::select! {
+                served = serve => served,
+                () = drain_deadline => {
+                    tracing::warn!(
+                        timeout = ?self.drain_timeout,
+                        "gRPC drain timeout reached, closing the remaining connections"
+                    );
+                    Ok(())
+                }
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let (served, (), _) = tokio::join!(grpc, signal, http);
+        served?;
         Ok(())
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
 
 /// Reflection over our descriptors plus health's and both reflection versions',

@@ -15,6 +15,7 @@ struct Server {
     child: Child,
     lines: mpsc::Receiver<serde_json::Value>,
     addr: String,
+    http_addr: String,
 }
 
 impl Server {
@@ -23,6 +24,8 @@ impl Server {
             .args([
                 "serve",
                 "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
                 "127.0.0.1:0",
                 "--log-format",
                 "json",
@@ -48,10 +51,13 @@ impl Server {
             child,
             lines,
             addr: String::new(),
+            http_addr: String::new(),
         };
-        let listening = server.wait_for(|line| line["message"] == "serving gRPC");
+        let listening = server.wait_for(|line| line["message"] == "serving gRPC and REST");
         server.addr = listening["grpc"].as_str().unwrap().to_owned();
+        server.http_addr = listening["http"].as_str().unwrap().to_owned();
         assert!(!server.addr.ends_with(":0"), "the real port is logged");
+        assert!(!server.http_addr.ends_with(":0"), "the real port is logged");
         server
     }
 

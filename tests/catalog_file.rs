@@ -33,7 +33,15 @@ fn serve_fails_with(catalog: &str, expected: &[&str]) {
     let file = write_temp(catalog);
     let path = file.path().to_str().unwrap();
     for args in [
-        vec!["serve", "--grpc-listen", "127.0.0.1:0", "--catalog", path],
+        vec![
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--catalog",
+            path,
+        ],
         vec!["check-catalog", path],
     ] {
         let output = run(&args);
@@ -165,11 +173,20 @@ fn check_catalog_prints_what_a_valid_catalog_holds() {
 fn help_explains_every_flag() {
     let output = run(&["serve", "--help"]);
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--grpc-listen", "--catalog", "--log-format", "--access-log"] {
+    for flag in [
+        "--grpc-listen",
+        "--http-listen",
+        "--catalog",
+        "--log-format",
+        "--access-log",
+        "--drain-timeout",
+    ] {
         assert!(help.contains(flag), "{flag} in help: {help}");
     }
     for env in [
         "IMAGE_SERVICE_GRPC_LISTEN",
+        "IMAGE_SERVICE_HTTP_LISTEN",
+        "IMAGE_SERVICE_DRAIN_TIMEOUT",
         "IMAGE_SERVICE_CATALOG",
         "IMAGE_SERVICE_LOG_FORMAT",
         "IMAGE_SERVICE_ACCESS_LOG",

@@ -1,5 +1,4 @@
-//! A tower layer around every gRPC call (and, through the in-process gRPC call,
-//! every REST call): it settles the request id, opens the call's span, stamps
+//! A tower layer around every call of both faces (gRPC and REST): it settles the request id, opens the call's span, stamps
 //! `x-request-id` on the response and writes the access log line.
 //!
 //! Handlers read the id from the request extensions as [`RequestId`].
@@ -33,7 +32,7 @@ impl RequestId {
         }
     }
 
-    fn generate() -> Self {
+    pub fn generate() -> Self {
         let mut buf = uuid::Uuid::encode_buffer();
         let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
         Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown")))
@@ -55,6 +54,11 @@ fn is_usable_id(value: &HeaderValue) -> bool {
         && bytes.len() <= MAX_INCOMING_ID_LEN
         && bytes.iter().all(|b| b.is_ascii_graphic())
 }
+
+/// The gRPC code a response stands for, set by a face that doesn't speak gRPC
+/// on the wire (REST), for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcCode(pub i32);
 
 /// Reads the request id from a request's extensions, where [`RequestContext`] put it.
 pub fn request_id_of(extensions: &http::Extensions) -> Option<&RequestId> {
@@ -175,12 +179,15 @@ where
         Poll::Ready(result.map(|mut response| {
             // A gRPC error travels as a trailers-only response: the code is in the
             // headers. A call whose headers lack it ended OK (unary calls).
-            let code = response
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<i32>().ok())
-                .unwrap_or(0);
+            let code = match response.extensions().get::<GrpcCode>() {
+                Some(GrpcCode(code)) => *code,
+                None => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .unwrap_or(0),
+            };
             let http_status = response.status().as_u16();
             response
                 .headers_mut()

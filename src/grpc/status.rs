@@ -16,7 +16,7 @@ pub fn to_status(err: ApiError, request_id: Option<&RequestId>) -> Status {
     let (code, message) = match err {
         ApiError::InvalidArgument { field, description } => {
             let message = format!("Request validation error: {field}: {description}");
-            details.add_bad_request_violation(field, description);
+            details.add_bad_request_violation(field.into_owned(), description.into_owned());
             (Code::InvalidArgument, message)
         }
         ApiError::NotFound(message) => (Code::NotFound, message),

@@ -17,6 +17,7 @@ use tonic_health::server::HealthReporter;
 
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     health: HealthReporter,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -54,6 +55,7 @@ impl TestApp {
         }
         .expect("the server starts");
         let grpc_addr = app.grpc_addr();
+        let http_addr = app.http_addr();
         let health = app.health().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -65,6 +67,7 @@ impl TestApp {
         });
         Self {
             grpc_addr,
+            http_addr,
             health,
             stop: Some(stop),
             server: Some(server),
@@ -74,6 +77,11 @@ impl TestApp {
 
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc_addr)
+    }
+
+    /// `http://ADDR` of the REST listener, for an HTTP client.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
     }
 
     pub async fn channel(&self) -> tonic::transport::Channel {
@@ -103,6 +111,7 @@ impl TestApp {
 pub fn test_settings(catalog: Option<PathBuf>) -> ServeArgs {
     ServeArgs {
         grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
+        http_listen: "127.0.0.1:0".parse().expect("valid address"),
         catalog,
         ..ServeArgs::default()
     }

@@ -1,0 +1,142 @@
+//! One unary gRPC call made in-process against the server's own gRPC routes, so
+//! a REST call runs through exactly the code a gRPC call does.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, header};
+use http_body_util::{BodyExt, Full};
+use tonic::service::Routes;
+use tower::ServiceExt;
+
+use crate::grpc::request_context::RequestId;
+
+/// Request headers a REST caller may send that mean the same to the gRPC call.
+const FORWARDED_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-client-request-id",
+    "traceparent",
+    "tracestate",
+    "grpc-timeout",
+];
+
+/// What a unary call ended with.
+pub struct Reply {
+    pub code: i32,
+    /// The response message (without the gRPC frame) when `code` is 0.
+    pub message: Bytes,
+    /// The `grpc-message` text when the call failed.
+    pub error_message: String,
+    /// The encoded google.rpc.Status from `grpc-status-details-bin`, if any.
+    pub status_details: Option<Bytes>,
+}
+
+/// Sends `payload` (an encoded request message) to `grpc_path` on `routes`.
+pub async fn unary(
+    routes: &Routes,
+    grpc_path: &str,
+    payload: &[u8],
+    incoming: &HeaderMap,
+    request_id: &RequestId,
+) -> Reply {
+    let mut frame = BytesMut::with_capacity(5 + payload.len());
+    frame.put_u8(0);
+    frame.put_u32(payload.len() as u32);
+    frame.put_slice(payload);
+
+    let mut request = Request::post(grpc_path)
+        .body(tonic::body::Body::new(Full::new(frame.freeze())))
+        .unwrap_or_default();
+    let headers = request.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    for name in FORWARDED_HEADERS {
+        if let Some(value) = incoming.get(name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    request.extensions_mut().insert(request_id.clone());
+
+    let response = match routes.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let collected = match body.collect().await {
+        Ok(collected) => collected,
+        Err(status) => return failed(status.code() as i32, status.message()),
+    };
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    // A failed unary call usually comes back trailers-only: the status is in the headers.
+    let status_headers = if parts.headers.contains_key("grpc-status") {
+        &parts.headers
+    } else {
+        &trailers
+    };
+    let code = status_headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    if code != 0 {
+        let message = status_headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .map(percent_decode_lossy)
+            .unwrap_or_default();
+        let details = status_headers
+            .get("grpc-status-details-bin")
+            .and_then(|v| decode_base64(v.as_bytes()));
+        return Reply {
+            code,
+            message: Bytes::new(),
+            error_message: message,
+            status_details: details,
+        };
+    }
+    let body = collected.to_bytes();
+    match unframe(body) {
+        Some(message) => Reply {
+            code: 0,
+            message,
+            error_message: String::new(),
+            status_details: None,
+        },
+        None => failed(13, "malformed gRPC response frame"),
+    }
+}
+
+fn failed(code: i32, message: &str) -> Reply {
+    Reply {
+        code,
+        message: Bytes::new(),
+        error_message: message.to_owned(),
+        status_details: None,
+    }
+}
+
+/// The message of a single uncompressed gRPC frame.
+fn unframe(mut body: Bytes) -> Option<Bytes> {
+    if body.len() < 5 || body[0] != 0 {
+        return None;
+    }
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let message = body.split_off(5);
+    (message.len() == len).then_some(message)
+}
+
+fn decode_base64(value: &[u8]) -> Option<Bytes> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    STANDARD_NO_PAD
+        .decode(value)
+        .or_else(|_| STANDARD.decode(value))
+        .ok()
+        .map(Bytes::from)
+}
+
+/// `grpc-message` is percent-encoded; a broken escape is kept as written.
+fn percent_decode_lossy(text: &str) -> String {
+    super::template::percent_decode(text).unwrap_or_else(|_| text.to_owned())
+}

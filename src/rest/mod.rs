@@ -1,0 +1,279 @@
+//! The REST/JSON face, grpc-gateway style: routes come from the `google.api.http`
+//! rules, and each call is transcoded into an in-process gRPC call on the same
+//! tonic routes the gRPC listener serves. No second copy of any call's logic.
+
+mod grpc_call;
+mod json;
+mod request;
+mod routes;
+pub mod server;
+mod template;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use tonic::service::Routes;
+
+pub use json::http_status;
+pub use routes::{RouteError, RouteTable};
+
+use crate::error::ApiError;
+use crate::grpc::request_context::{GrpcCode, RequestId, request_id_of};
+use crate::grpc::status::to_status;
+use routes::NoRoute;
+
+/// Longest request URI accepted (414 beyond).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub type RestBody = Full<Bytes>;
+
+/// The REST gateway as a tower service; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct RestGateway {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    table: RouteTable,
+    grpc: Routes,
+    status: MessageDescriptor,
+    /// gRPC services whose health decides readiness.
+    served: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("REST routes: {0}")]
+    Routes(#[from] RouteError),
+    #[error("REST gateway: the descriptors lack {0}")]
+    Missing(&'static str),
+}
+
+impl RestGateway {
+    /// A gateway for the http rules of `services`, calling into `grpc`.
+    pub fn new(
+        pool: &DescriptorPool,
+        services: &[&str],
+        grpc: Routes,
+    ) -> Result<Self, GatewayError> {
+        let table = RouteTable::from_services(pool, services)?;
+        let status = pool
+            .get_message_by_name("google.rpc.Status")
+            .ok_or(GatewayError::Missing("google.rpc.Status"))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                table,
+                grpc,
+                status,
+                served: services.iter().map(|s| (*s).to_owned()).collect(),
+            }),
+        })
+    }
+}
+
+impl<B> tower::Service<Request<B>> for RestGateway
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<RestBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.handle(request).await) })
+    }
+}
+
+impl Shared {
+    async fn handle<B>(&self, request: Request<B>) -> Response<RestBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request_id = request_id_of(request.extensions())
+            .cloned()
+            .unwrap_or_else(RequestId::generate);
+        let fail = |status: StatusCode, err: ApiError| self.error(status, err, &request_id);
+
+        let uri_len = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |pq| pq.as_str().len());
+        if uri_len > MAX_URI_BYTES {
+            return fail(
+                StatusCode::URI_TOO_LONG,
+                ApiError::invalid_argument("uri", format!("longer than {MAX_URI_BYTES} bytes")),
+            );
+        }
+        let path = request.uri().path().to_owned();
+        match (request.method(), path.as_str()) {
+            (&Method::GET, "/healthz") => {
+                return json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec(), 0);
+            }
+            (&Method::GET, "/readyz") => return self.readiness(&request_id).await,
+            _ => {}
+        }
+
+        let (route, path_vars) = match self.table.find(request.method(), &path) {
+            Ok(found) => found,
+            Err(NoRoute::NotFound) => {
+                return fail(
+                    StatusCode::NOT_FOUND,
+                    ApiError::NotFound(format!("no route for {} {path}", request.method())),
+                );
+            }
+            Err(NoRoute::MethodNotAllowed(allowed)) => {
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut response = fail(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ApiError::Unimplemented(format!(
+                        "method {} is not allowed on {path}; allowed: {allow}",
+                        request.method()
+                    )),
+                );
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+                return response;
+            }
+            Err(NoRoute::BadPath(_)) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    ApiError::invalid_argument("path", "bad percent-encoding"),
+                );
+            }
+        };
+
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return fail(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ApiError::invalid_argument(
+                        "body",
+                        format!("unreadable or larger than {MAX_BODY_BYTES} bytes"),
+                    ),
+                );
+            }
+        };
+        let message = match request::build_request(route, path_vars, parts.uri.query(), &body) {
+            Ok(message) => message,
+            Err(err) => return fail(StatusCode::BAD_REQUEST, err),
+        };
+
+        let reply = grpc_call::unary(
+            &self.grpc,
+            &route.grpc_path,
+            &message.encode_to_vec(),
+            &parts.headers,
+            &request_id,
+        )
+        .await;
+        if reply.code != 0 {
+            let body = json::status_to_json(
+                &self.status,
+                reply.code,
+                &reply.error_message,
+                reply.status_details.as_deref(),
+            );
+            return json_response(http_status(reply.code), body, reply.code);
+        }
+        let rendered = DynamicMessage::decode(route.output.clone(), reply.message)
+            .map_err(|err| err.to_string())
+            .and_then(|message| json::message_to_json(&message).map_err(|err| err.to_string()));
+        match rendered {
+            Ok(body) => json_response(StatusCode::OK, body, 0),
+            Err(err) => fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ApiError::Internal(format!("cannot render the response as JSON: {err}")),
+            ),
+        }
+    }
+
+    /// 200 when every served gRPC service reports SERVING, else 503 naming the others.
+    async fn readiness(&self, request_id: &RequestId) -> Response<RestBody> {
+        use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+        const SERVING: i32 = 1;
+        let mut not_ready = Vec::new();
+        for service in &self.served {
+            let probe = HealthCheckRequest {
+                service: service.clone(),
+            };
+            let reply = grpc_call::unary(
+                &self.grpc,
+                "/grpc.health.v1.Health/Check",
+                &probe.encode_to_vec(),
+                &http::HeaderMap::new(),
+                request_id,
+            )
+            .await;
+            let status = HealthCheckResponse::decode(reply.message).map(|r| r.status);
+            if reply.code != 0 || status != Ok(SERVING) {
+                not_ready.push(service.clone());
+            }
+        }
+        if not_ready.is_empty() {
+            json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec(), 0)
+        } else {
+            let body = serde_json::json!({
+                "status": "NOT_SERVING",
+                "reason": format!("not serving: {}", not_ready.join(", ")),
+            });
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                body.to_string().into_bytes(),
+                14,
+            )
+        }
+    }
+
+    /// An error answered by the gateway itself, shaped like a call's error.
+    fn error(
+        &self,
+        status: StatusCode,
+        err: ApiError,
+        request_id: &RequestId,
+    ) -> Response<RestBody> {
+        let grpc_status = to_status(err, Some(request_id));
+        let code = grpc_status.code() as i32;
+        let body = json::status_to_json(
+            &self.status,
+            code,
+            grpc_status.message(),
+            Some(grpc_status.details()),
+        );
+        json_response(status, body, code)
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, code: i32) -> Response<RestBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.extensions_mut().insert(GrpcCode(code));
+    response
+}
