@@ -585,3 +585,102 @@ mod tests {
         assert_eq!(column_at(text, values[1].offset), 33);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = Spanned<String>> {
+        prop_oneof![
+            any::<String>(),
+            // Heavy on the characters that need care: quotes, backslashes, controls.
+            "[\"'\\\\a-z \\n\\t\\r\\x00-\\x1f\\x7f\u{80}-\u{9f}é]{0,12}",
+            "[a-z][-a-z0-9]{0,10}",
+        ]
+        .prop_map(|v| Spanned::new(v, 0))
+    }
+
+    fn condition() -> impl Strategy<Value = Condition> {
+        let field = "[a-zA-Z_][a-zA-Z0-9_.]{0,12}".prop_map(|f| Spanned::new(f, 0));
+        let predicate = prop_oneof![
+            value().prop_map(Predicate::Equal),
+            value().prop_map(Predicate::NotEqual),
+            vec(value(), 1..4).prop_map(Predicate::In),
+            vec(value(), 1..4).prop_map(Predicate::NotIn),
+        ];
+        (field, predicate).prop_map(|(field, predicate)| Condition { field, predicate })
+    }
+
+    fn filter_tree() -> impl Strategy<Value = Filter> {
+        vec(condition(), 0..5).prop_map(|conditions| Filter { conditions })
+    }
+
+    /// Text near the grammar: its tokens and characters, shuffled.
+    fn filterish_text() -> impl Strategy<Value = String> {
+        vec(
+            prop_oneof![
+                Just("name".to_owned()),
+                Just("status".to_owned()),
+                Just(" AND ".to_owned()),
+                Just(" and".to_owned()),
+                Just(" IN ".to_owned()),
+                Just("NOT IN".to_owned()),
+                Just(" NOT ".to_owned()),
+                Just("=".to_owned()),
+                Just("!=".to_owned()),
+                Just("(".to_owned()),
+                Just(")".to_owned()),
+                Just(",".to_owned()),
+                Just("\"".to_owned()),
+                Just("'".to_owned()),
+                Just("\\".to_owned()),
+                Just("\\x".to_owned()),
+                Just("\\u".to_owned()),
+                "[a-zA-Z0-9_ \\t\\n.:/-]{1,4}",
+                any::<char>().prop_map(String::from),
+            ],
+            0..24,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn canonical_text_parses_to_the_same_tree(tree in filter_tree()) {
+            let text = tree.to_string();
+            let parsed = parse(&text);
+            prop_assert_eq!(parsed.as_ref(), Ok(&tree), "canonical text: {}", text);
+        }
+
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in prop_oneof![any::<String>(), filterish_text()]) {
+            match parse(&text) {
+                // What parses prints canonically, and that parses to the same tree.
+                Ok(tree) => {
+                    let canonical = tree.to_string();
+                    prop_assert_eq!(parse(&canonical), Ok(tree));
+                }
+                Err(err) => {
+                    prop_assert!(err.column >= 1 && err.column <= text.chars().count() + 1);
+                }
+            }
+        }
+
+        #[test]
+        fn list_parsers_never_panic(text in prop_oneof![any::<String>(), filterish_text()]) {
+            use crate::domain::compute::{ComputeImageFilter, ComputeSortField};
+            use crate::domain::container::{ContainerImageFilter, ContainerSortField};
+            use crate::domain::page::{QueryFingerprint, decode_token};
+            let _ = ComputeImageFilter::parse(&text);
+            let _ = ContainerImageFilter::parse(&text);
+            let _ = crate::domain::order::parse::<ComputeSortField>(&text, 1);
+            let _ = crate::domain::order::parse::<ContainerSortField>(&text, 3);
+            prop_assert!(decode_token(&text, &QueryFingerprint::of("q")).is_err() || text.is_empty());
+        }
+    }
+}
