@@ -591,7 +591,7 @@ mod properties {
     use proptest::collection::vec;
     use proptest::prelude::*;
 
-    use super::*;
+    use super::{Condition, Filter, Predicate, Spanned, parse};
 
     fn value() -> impl Strategy<Value = Spanned<String>> {
         prop_oneof![
