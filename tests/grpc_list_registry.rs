@@ -431,7 +431,7 @@ async fn invalid_requests_name_the_field() {
                 .request()
             },
             "page_token",
-            "malformed page token",
+            "is malformed",
         ),
         (
             Query {

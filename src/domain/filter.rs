@@ -326,8 +326,11 @@ fn syntax_error(text: &str, offset: usize, err: &ContextError) -> SyntaxError {
             _ => {}
         }
     }
-    let found = match text.get(offset..).and_then(|rest| rest.chars().next()) {
-        Some(c) => format!("found {}", show_char(c)),
+    let found = match text.get(offset..) {
+        Some(rest) => found(rest).map_or_else(
+            || "found the end of the filter".to_owned(),
+            |what| format!("found {what}"),
+        ),
         None => "found the end of the filter".to_owned(),
     };
     let problem = match (labels.first(), expectations.first()) {
@@ -339,6 +342,20 @@ fn syntax_error(text: &str, offset: usize, err: &ContextError) -> SyntaxError {
         column: column_at(text, offset),
         problem,
     }
+}
+
+/// What the text at an error holds, for the message: a whole word (`OR`,
+/// not `O`) or one character; None at the end.
+pub fn found(rest: &str) -> Option<String> {
+    let word_len = rest
+        .char_indices()
+        .find(|(_, c)| !is_bare_char(*c))
+        .map_or(rest.len(), |(i, _)| i);
+    if word_len > 0 {
+        let word: String = rest[..word_len].chars().take(40).collect();
+        return Some(format!("`{word}`"));
+    }
+    rest.chars().next().map(show_char)
 }
 
 fn show_char(c: char) -> String {
@@ -516,7 +533,7 @@ mod tests {
         );
         assert_eq!(
             error(r#"name = "a" OR family = "b""#),
-            "syntax error at column 12: expected `AND` or the end of the filter, found `O`"
+            "syntax error at column 12: expected `AND` or the end of the filter, found `OR`"
         );
         assert_eq!(
             error(r#"name = "a" AND"#),
@@ -541,7 +558,7 @@ mod tests {
         );
         assert_eq!(
             error("name = AND"),
-            "syntax error at column 8: expected a value (a string in quotes), found `A`"
+            "syntax error at column 8: expected a value (a string in quotes), found `AND`"
         );
         assert_eq!(
             error(r#"name IN ()"#),
@@ -561,7 +578,7 @@ mod tests {
         );
         assert_eq!(
             error(r#"name INTO ("a")"#),
-            "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `I`"
+            "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `INTO`"
         );
         assert_eq!(
             error(r#"= "a""#),

@@ -74,8 +74,8 @@ pub fn canonical<F: SortField>(keys: &[SortKey<F>]) -> String {
 /// Empty (or blank) text is no keys: the API's default order.
 pub fn parse<F: SortField>(text: &str, max_keys: usize) -> Result<Vec<SortKey<F>>, ApiError> {
     let words = syntax.parse(LocatingSlice::new(text)).map_err(|err| {
-        let found = match text.get(err.offset()..).and_then(|r| r.chars().next()) {
-            Some(c) => format!("found `{c}`"),
+        let found = match text.get(err.offset()..).and_then(super::filter::found) {
+            Some(what) => format!("found {what}"),
             None => "found the end of order_by".to_owned(),
         };
         let what = err
@@ -268,7 +268,7 @@ mod tests {
         );
         assert_eq!(
             keys("name asc desc"),
-            Err("order_by: syntax error at column 10: expected `,` or the end of order_by, found `d`".into())
+            Err("order_by: syntax error at column 10: expected `,` or the end of order_by, found `desc`".into())
         );
         assert_eq!(
             keys("name,"),

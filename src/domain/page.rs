@@ -159,7 +159,7 @@ pub fn decode_token(token: &str, query: &QueryFingerprint) -> Result<Option<Imag
     let malformed = || {
         ApiError::invalid_argument(
             PAGE_TOKEN_FIELD,
-            "malformed page token: pass the next_page_token of the previous page, or none for the first page",
+            "is malformed: pass the next_page_token of the previous page, or none for the first page",
         )
     };
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
@@ -167,13 +167,13 @@ pub fn decode_token(token: &str, query: &QueryFingerprint) -> Result<Option<Imag
         return Err(malformed());
     }
     let (body, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-    mac(body)?.verify_truncated_left(tag).map_err(|_| {
-        ApiError::invalid_argument(PAGE_TOKEN_FIELD, "page token is corrupt or was altered")
-    })?;
+    mac(body)?
+        .verify_truncated_left(tag)
+        .map_err(|_| ApiError::invalid_argument(PAGE_TOKEN_FIELD, "is corrupt or was altered"))?;
     if body[1..HEADER_LEN] != query.0 {
         return Err(ApiError::invalid_argument(
             PAGE_TOKEN_FIELD,
-            "page token belongs to a different query: while paging, change nothing but page_size and page_token",
+            "belongs to a different query: while paging, change nothing but page_size and page_token",
         ));
     }
     let id = std::str::from_utf8(&body[HEADER_LEN..]).map_err(|_| malformed())?;

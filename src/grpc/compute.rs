@@ -30,8 +30,13 @@ pub struct ComputeImages {
 }
 
 impl ComputeImages {
+    /// The service, to call in-process (a benchmark, an embedding program).
+    pub fn new(repository: Arc<dyn ComputeImageRepository>) -> Self {
+        Self { repository }
+    }
+
     pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self { repository })
+        ImageServiceServer::new(Self::new(repository))
     }
 }
 

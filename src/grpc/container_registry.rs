@@ -21,8 +21,13 @@ pub struct ContainerRegistryImages {
 }
 
 impl ContainerRegistryImages {
+    /// The service, to call in-process (a benchmark, an embedding program).
+    pub fn new(repository: Arc<dyn ContainerImageRepository>) -> Self {
+        Self { repository }
+    }
+
     pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self { repository })
+        ImageServiceServer::new(Self::new(repository))
     }
 }
 
