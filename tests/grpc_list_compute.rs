@@ -180,6 +180,14 @@ async fn filters_of_each_operator() {
     let id0 = some_ids[0].clone();
     let (id1, id2) = (some_ids[1].clone(), some_ids[2].clone());
     let in_ids = some_ids.clone();
+    let other_folder_id = catalog
+        .iter()
+        .find(|i| i.folder_id != BIG_FOLDER)
+        .unwrap()
+        .id
+        .clone();
+    let id3 = some_ids[3].clone();
+    let id3_kept = id3.clone();
     let cases: Vec<(String, Keep)> = vec![
         (r#"name = "img-007""#.into(), Box::new(|i: &Image| i.name == "img-007")),
         (r#"name != 'img-007'"#.into(), Box::new(|i: &Image| i.name != "img-007")),
@@ -192,6 +200,9 @@ async fn filters_of_each_operator() {
         ("status = READY".into(), Box::new(move |i: &Image| i.status == ready)),
         (r#"status NOT IN ("READY", "ERROR")"#.into(), Box::new(|i: &Image| i.status == ImageStatus::Creating as i32 || i.status == ImageStatus::Deleting as i32)),
         (r#"status != "DELETING""#.into(), Box::new(|i: &Image| i.status != ImageStatus::Deleting as i32)),
+        (r#"status IN ("DELETING", "CREATING")"#.into(), Box::new(|i: &Image| i.status == ImageStatus::Creating as i32 || i.status == ImageStatus::Deleting as i32)),
+        // An image of another folder named by id is still not in this folder.
+        (format!(r#"id IN ("{other_folder_id}", "{id3}")"#), Box::new(move |i: &Image| i.id == id3_kept)),
         (format!(r#"id = "{id0}""#), Box::new(move |i: &Image| i.id == id0)),
         (format!(r#"id IN ("{id1}", "{id2}", "fd8nosuchimage")"#), Box::new(move |i: &Image| i.id == id1 || i.id == id2)),
         (format!("id NOT IN ({})", some_ids.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(", ")), Box::new(move |i: &Image| !in_ids.contains(&i.id))),
@@ -225,7 +236,12 @@ async fn filters_of_each_operator() {
         }
     }
     // The awkward name is there to be found.
-    let found = list(&mut client, list_request(BIG_FOLDER, &cases[14].0, "", 0))
+    let awkward = &cases
+        .iter()
+        .find(|(filter, _)| filter.starts_with("name = 'it"))
+        .unwrap()
+        .0;
+    let found = list(&mut client, list_request(BIG_FOLDER, awkward, "", 0))
         .await
         .unwrap();
     assert_eq!(found.images.len(), 1);

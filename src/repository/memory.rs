@@ -14,6 +14,11 @@
 //! vector of its first sort field and walks from there, so its cost doesn't grow
 //! with the page number. Descending orders walk the vector backwards, a run of
 //! equal keys at a time, each run forwards: ties stay in ascending id order.
+//!
+//! A walk tests the filter on each image it passes, so a filter that matches
+//! few images of a big folder would walk far for a page. When the filter wants
+//! certain ids, names or (compute) families or statuses, the images holding them are found
+//! in the indexes instead and, if they are few enough, sorted for the page.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -44,7 +49,7 @@ type Families = Map<Box<str>, Box<[Arc<compute::Image>]>>;
 pub struct MemoryRepository {
     compute: Index<compute::Image>,
     container: Index<container_registry::Image>,
-    compute_folders: Map<Box<str>, Sorted<compute::Image>>,
+    compute_folders: Map<Box<str>, ComputeFolder>,
     /// Folder, then family: the READY images by (`created_at`, id).
     compute_families: Map<Box<str>, Families>,
     container_repositories: Map<Box<str>, Sorted<container_registry::Image>>,
@@ -128,7 +133,10 @@ impl MemoryRepository {
         Self {
             compute: by_id(&compute_images),
             container: by_id(&container_images),
-            compute_folders: sorted_groups(folders),
+            compute_folders: folders
+                .into_iter()
+                .map(|(folder, images)| (folder, ComputeFolder::new(images)))
+                .collect(),
             compute_families,
             container_repositories: sorted_groups(repositories),
             container_registries: sorted_groups(registries),
@@ -151,6 +159,48 @@ fn by_id<T: Sortable>(items: &[Arc<T>]) -> Index<T> {
         map.insert(item.id().into(), item.clone());
     }
     map
+}
+
+/// One compute folder's indexes.
+struct ComputeFolder {
+    sorted: Sorted<compute::Image>,
+    /// By family (`""` for none), every status, in id order.
+    families: Map<Box<str>, Box<[Arc<compute::Image>]>>,
+    /// By status number, in id order.
+    statuses: HashMap<i32, Box<[Arc<compute::Image>]>>,
+}
+
+impl ComputeFolder {
+    fn new(images: Vec<Arc<compute::Image>>) -> Self {
+        let mut families: Map<Box<str>, Vec<Arc<compute::Image>>> = Map::default();
+        let mut statuses: HashMap<i32, Vec<Arc<compute::Image>>> = HashMap::new();
+        for image in &images {
+            families
+                .entry(image.family.as_str().into())
+                .or_default()
+                .push(image.clone());
+            statuses
+                .entry(image.status)
+                .or_default()
+                .push(image.clone());
+        }
+        fn by_id<K: Eq + std::hash::Hash, S: std::hash::BuildHasher + Default>(
+            groups: HashMap<K, Vec<Arc<compute::Image>>, S>,
+        ) -> HashMap<K, Box<[Arc<compute::Image>]>, S> {
+            groups
+                .into_iter()
+                .map(|(key, mut images)| {
+                    images.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+                    (key, images.into_boxed_slice())
+                })
+                .collect()
+        }
+        Self {
+            sorted: Sorted::new(images),
+            families: by_id(families),
+            statuses: by_id(statuses),
+        }
+    }
 }
 
 fn sorted_groups<T: Sortable>(groups: Map<Box<str>, Vec<Arc<T>>>) -> Map<Box<str>, Sorted<T>> {
@@ -194,13 +244,19 @@ impl ComputeImageRepository for MemoryRepository {
             ComputeSortField::Name => Key::Name,
             ComputeSortField::CreatedAt => Key::CreatedAt,
         };
-        Ok(page_of(
-            folder.view(key),
-            &[(key, query.order.direction)],
-            after,
-            page.size.get(),
-            |image| compute_matches(&query.filter, image),
-        ))
+        let order = [(key, query.order.direction)];
+        let view = folder.sorted.view(key);
+        let size = page.size.get();
+        // Candidates may come from the id index, which spans folders.
+        let accept = |image: &compute::Image| {
+            image.folder_id == query.folder_id.as_str() && compute_matches(&query.filter, image)
+        };
+        Ok(match self.compute_candidates(folder, &query.filter) {
+            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
+                page_of_candidates(candidates, &order, after, size, accept)
+            }
+            _ => page_of(view, &order, after, size, accept),
+        })
     }
 
     async fn latest_compute_image_by_family(
@@ -217,6 +273,54 @@ impl ComputeImageRepository for MemoryRepository {
             (!images.is_empty())
                 .then(|| images[run_start(images, images.len(), Key::CreatedAt)].clone())
         }))
+    }
+}
+
+impl MemoryRepository {
+    /// The images that can pass `filter`, from the index of its most selective
+    /// condition on id, name, family or status; None when it has no such condition.
+    fn compute_candidates<'a>(
+        &'a self,
+        folder: &'a ComputeFolder,
+        filter: &ComputeImageFilter,
+    ) -> Option<Candidates<'a, compute::Image>> {
+        filter
+            .conditions()
+            .iter()
+            .filter_map(|condition| match condition {
+                ComputeCondition::Id(ids) if !ids.negated() => Some(Candidates::new(
+                    ids.values()
+                        .iter()
+                        .filter_map(|id| self.compute.get(id.as_str()))
+                        .map(std::slice::from_ref)
+                        .collect(),
+                )),
+                ComputeCondition::Name(names) if !names.negated() => Some(Candidates::new(
+                    names
+                        .values()
+                        .iter()
+                        .map(|name| name_range(folder.sorted.view(Key::Name), name))
+                        .collect(),
+                )),
+                ComputeCondition::Family(families) if !families.negated() => Some(Candidates::new(
+                    families
+                        .values()
+                        .iter()
+                        .filter_map(|family| folder.families.get(family.as_str()))
+                        .map(|images| &**images)
+                        .collect(),
+                )),
+                ComputeCondition::Status(statuses) if !statuses.negated() => Some(Candidates::new(
+                    statuses
+                        .values()
+                        .iter()
+                        .filter_map(|status| folder.statuses.get(&(*status as i32)))
+                        .map(|images| &**images)
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .min_by_key(|candidates| candidates.count)
     }
 }
 
@@ -270,13 +374,21 @@ impl ContainerImageRepository for MemoryRepository {
         if order.is_empty() {
             order.push((Key::Id, Direction::Asc));
         }
-        Ok(page_of(
-            scope.view(order[0].0),
-            &order,
-            after,
-            page.size.get(),
-            |image| container_matches(&query.filter, image),
-        ))
+        let view = scope.view(order[0].0);
+        let size = page.size.get();
+        let accept = |image: &container_registry::Image| container_matches(&query.filter, image);
+        // Every name of the filter must match, so any one of them narrows the scope.
+        let candidates = query
+            .filter
+            .names()
+            .first()
+            .map(|name| Candidates::new(vec![name_range(scope.view(Key::Name), name)]));
+        Ok(match candidates {
+            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
+                page_of_candidates(candidates, &order, after, size, accept)
+            }
+            _ => page_of(view, &order, after, size, accept),
+        })
     }
 }
 
@@ -298,6 +410,7 @@ trait Sortable {
     /// The keys a [`Sorted`] of this type keeps a vector for.
     const KEYS: &'static [Key];
     fn id(&self) -> &str;
+    fn name(&self) -> &str;
     fn compare(&self, other: &Self, key: Key) -> Ordering;
 }
 
@@ -311,6 +424,10 @@ impl Sortable for compute::Image {
 
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn compare(&self, other: &Self, key: Key) -> Ordering {
@@ -330,6 +447,10 @@ impl Sortable for container_registry::Image {
 
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn compare(&self, other: &Self, key: Key) -> Ordering {
@@ -383,6 +504,65 @@ impl<T: Sortable> Sorted<T> {
             .find(|(k, _)| *k == key)
             .map_or(&[], |(_, view)| view)
     }
+}
+
+/// The images of `view` (sorted by name then id) named `name`.
+fn name_range<'a, T: Sortable>(view: &'a [Arc<T>], name: &str) -> &'a [Arc<T>] {
+    let start = view.partition_point(|x| x.name() < name);
+    let end = start + view[start..].partition_point(|x| x.name() == name);
+    &view[start..end]
+}
+
+/// Images that may pass a filter, found in the indexes: slices of them (which
+/// may overlap) and how many in all.
+struct Candidates<'a, T> {
+    slices: Vec<&'a [Arc<T>]>,
+    count: usize,
+}
+
+impl<'a, T> Candidates<'a, T> {
+    fn new(slices: Vec<&'a [Arc<T>]>) -> Self {
+        let count = slices.iter().map(|s| s.len()).sum();
+        Self { slices, count }
+    }
+
+    /// Whether sorting the candidates (about k log k) beats walking an index of
+    /// `total` images, which passes about `size * total / k` of them for a page
+    /// when k of them match.
+    fn worth_sorting(&self, total: usize, size: usize) -> bool {
+        self.count.saturating_mul(self.count) <= size.saturating_add(1).saturating_mul(total)
+    }
+}
+
+/// A page from candidates: those that pass `accept`, sorted in `order` (then id
+/// ascending), after `after`'s position.
+fn page_of_candidates<T: Sortable>(
+    candidates: Candidates<'_, T>,
+    order: &[(Key, Direction)],
+    after: Option<&T>,
+    size: usize,
+    accept: impl Fn(&T) -> bool,
+) -> Page<T> {
+    let mut sorted: Vec<&Arc<T>> = candidates
+        .slices
+        .iter()
+        .flat_map(|slice| slice.iter())
+        .filter(|item| accept(item))
+        .collect();
+    sorted.sort_unstable_by(|a, b| by_rest_then_id(&***a, &***b, order));
+    // A value given twice (`name IN ("a", "a")`) finds its images twice; they are now adjacent.
+    sorted.dedup_by(|a, b| a.id() == b.id());
+    let start = after.map_or(0, |cursor| {
+        sorted.partition_point(|item| by_rest_then_id(&***item, cursor, order).is_le())
+    });
+    let mut items: Vec<Arc<T>> = sorted[start..]
+        .iter()
+        .take(size + 1)
+        .map(|item| Arc::clone(item))
+        .collect();
+    let more = items.len() > size;
+    items.truncate(size);
+    Page { items, more }
 }
 
 /// A page of `view` (sorted by `order[0].0` then id) in `order` (then id
@@ -617,6 +797,68 @@ mod tests {
                 assert_eq!(paged(&items, order, size), expected, "{order:?} by {size}");
             }
         }
+    }
+
+    #[test]
+    fn sorted_candidates_page_like_the_walk() {
+        let items: Vec<_> = (0..300)
+            .map(|i| {
+                image(
+                    &format!("id{:03}", (i * 37) % 300),
+                    &format!("n{}", i % 11),
+                    i % 17,
+                )
+            })
+            .collect();
+        let sorted = Sorted::new(items.clone());
+        let keep = |image: &compute::Image| image.name.ends_with('3') || image.name == "n7";
+        for order in [
+            vec![(Key::Id, Direction::Desc)],
+            vec![(Key::Name, Direction::Asc)],
+            vec![(Key::CreatedAt, Direction::Desc)],
+            vec![
+                (Key::Name, Direction::Desc),
+                (Key::CreatedAt, Direction::Asc),
+            ],
+        ] {
+            let view = sorted.view(order[0].0);
+            for size in [1, 4, 1000] {
+                let mut after: Option<Arc<compute::Image>> = None;
+                loop {
+                    let walked = page_of(view, &order, after.as_deref(), size, keep);
+                    // The same images twice over, as `name IN ("n3", "n3")` would find them.
+                    let candidates = Candidates::new(vec![&items[..], &items[..]]);
+                    let picked =
+                        page_of_candidates(candidates, &order, after.as_deref(), size, keep);
+                    assert_eq!(walked, picked, "{order:?} by {size}");
+                    if !walked.more {
+                        break;
+                    }
+                    after = walked.items.last().cloned();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_found_by_range() {
+        let items: Vec<_> = ["b", "a", "b", "c", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| image(&format!("id{i}"), name, 0))
+            .collect();
+        let sorted = Sorted::new(items);
+        let view = sorted.view(Key::Name);
+        let ids = |name: &str| -> Vec<String> {
+            name_range(view, name)
+                .iter()
+                .map(|i| i.id.clone())
+                .collect()
+        };
+        assert_eq!(ids("b"), ["id0", "id2", "id4"]);
+        assert_eq!(ids("a"), ["id1"]);
+        assert!(ids("bb").is_empty());
+        assert!(ids("").is_empty());
     }
 
     #[test]
