@@ -4,8 +4,9 @@
 //! Indexes:
 //! - every image by id (Get, and the position a page token names);
 //! - compute: per folder, the folder's images sorted by each field List orders
-//!   by (`id`, `name`, `created_at`), each with id as the tie-break; per folder and
-//!   family, the READY images sorted by (`created_at`, id) for GetLatestByFamily;
+//!   by (`id`, `name`, `created_at`), each with id as the tie-break, and grouped
+//!   by family and by status; per folder and family, the READY images sorted by
+//!   (`created_at`, id) for GetLatestByFamily;
 //! - container registry: per repository, per registry and per folder (through
 //!   the catalog's registries), the images sorted by `id`, `name`, `digest` and
 //!   `created_at`, each with id as the tie-break.
@@ -17,8 +18,9 @@
 //!
 //! A walk tests the filter on each image it passes, so a filter that matches
 //! few images of a big folder would walk far for a page. When the filter wants
-//! certain ids, names or (compute) families or statuses, the images holding them are found
-//! in the indexes instead and, if they are few enough, sorted for the page.
+//! certain ids, names, or (compute) families or statuses, the images holding
+//! them are found in the indexes instead and, if they are few enough, sorted
+//! for the page.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -167,13 +169,13 @@ struct ComputeFolder {
     /// By family (`""` for none), every status, in id order.
     families: Map<Box<str>, Box<[Arc<compute::Image>]>>,
     /// By status number, in id order.
-    statuses: HashMap<i32, Box<[Arc<compute::Image>]>>,
+    statuses: Map<i32, Box<[Arc<compute::Image>]>>,
 }
 
 impl ComputeFolder {
     fn new(images: Vec<Arc<compute::Image>>) -> Self {
         let mut families: Map<Box<str>, Vec<Arc<compute::Image>>> = Map::default();
-        let mut statuses: HashMap<i32, Vec<Arc<compute::Image>>> = HashMap::new();
+        let mut statuses: Map<i32, Vec<Arc<compute::Image>>> = Map::default();
         for image in &images {
             families
                 .entry(image.family.as_str().into())
@@ -184,9 +186,9 @@ impl ComputeFolder {
                 .or_default()
                 .push(image.clone());
         }
-        fn by_id<K: Eq + std::hash::Hash, S: std::hash::BuildHasher + Default>(
-            groups: HashMap<K, Vec<Arc<compute::Image>>, S>,
-        ) -> HashMap<K, Box<[Arc<compute::Image>]>, S> {
+        fn in_id_order<K: Eq + std::hash::Hash>(
+            groups: Map<K, Vec<Arc<compute::Image>>>,
+        ) -> Map<K, Box<[Arc<compute::Image>]>> {
             groups
                 .into_iter()
                 .map(|(key, mut images)| {
@@ -197,8 +199,8 @@ impl ComputeFolder {
         }
         Self {
             sorted: Sorted::new(images),
-            families: by_id(families),
-            statuses: by_id(statuses),
+            families: in_id_order(families),
+            statuses: in_id_order(statuses),
         }
     }
 }
