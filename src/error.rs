@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::repository::RepositoryError;
+use crate::repository::{ListError, RepositoryError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -39,6 +39,27 @@ impl ApiError {
 
     pub fn image_not_found(id: &str) -> Self {
         Self::NotFound(format!("Image {id} not found"))
+    }
+
+    pub fn family_not_found(family: &str, folder: &str) -> Self {
+        Self::NotFound(format!(
+            "Image family {family} not found in folder {folder}"
+        ))
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(err: ListError) -> Self {
+        match err {
+            ListError::CursorNotFound(id) => Self::invalid_argument(
+                "page_token",
+                format!(
+                    "the image {id} that the page token continues after no longer exists; \
+                     list again without page_token"
+                ),
+            ),
+            ListError::Backend(err) => err.into(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use clap::Parser;
 
 use image_service::catalog::Catalog;
 use image_service::config::{CheckCatalogArgs, Cli, Command, ServeArgs};
+use image_service::domain::container::registry_of;
 use image_service::startup::Application;
 use image_service::telemetry;
 
@@ -91,6 +92,19 @@ fn check_catalog(args: &CheckCatalogArgs) -> ExitCode {
     }
     for (repository, count) in repositories {
         println!("  container repository {repository}: {count} images");
+    }
+    let mut per_registry: BTreeMap<&str, usize> = BTreeMap::new();
+    for image in &catalog.container_images {
+        if let Some(registry) = registry_of(&image.name) {
+            *per_registry.entry(registry).or_default() += 1;
+        }
+    }
+    for registry in &catalog.container_registries {
+        let count = per_registry.get(registry.id.as_str()).copied().unwrap_or(0);
+        println!(
+            "  container registry {} in folder {}: {count} images",
+            registry.id, registry.folder_id
+        );
     }
     ExitCode::SUCCESS
 }

@@ -151,7 +151,8 @@ fn check_catalog_prints_what_a_valid_catalog_holds() {
                 {"id": "fd8a", "folder_id": "f1", "name": "a", "family": "ubuntu", "storage_size": 10, "status": 2},
                 {"id": "fd8b", "folderId": "f1", "name": "b", "family": "ubuntu", "storageSize": "10", "status": "READY"}
             ],
-            "container_registry_images": [{"id": "crp1", "name": "crpreg/app"}]
+            "container_registry_images": [{"id": "crp1", "name": "crpreg/app"}],
+            "containerRegistries": [{"id": "crpreg", "folderId": "f1"}, {"id": "crpempty", "folderId": "f2"}]
         }"#,
     );
     let output = run(&["check-catalog", file.path().to_str().unwrap()]);
@@ -162,11 +163,21 @@ fn check_catalog_prints_what_a_valid_catalog_holds() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("valid, 2 compute images, 1 container registry images"),
+        stdout.contains(
+            "valid, 2 compute images, 1 container registry images, 2 container registries"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("ubuntu: 2 images"), "{stdout}");
     assert!(stdout.contains("crpreg/app: 1 images"), "{stdout}");
+    assert!(
+        stdout.contains("container registry crpreg in folder f1: 1 images"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("container registry crpempty in folder f2: 0 images"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -193,4 +204,38 @@ fn help_explains_every_flag() {
     ] {
         assert!(help.contains(env), "{env} in help");
     }
+}
+
+#[test]
+fn container_registries_are_checked_like_images() {
+    serve_fails_with(
+        r#"{"containerRegistries": [{"id": "crp1", "folderId": "f"}, {"id": "crp1", "folderId": "g"}]}"#,
+        &[
+            r#"containerRegistries[1] (id "crp1")"#,
+            "duplicate id, first used by containerRegistries[0]",
+        ],
+    );
+    serve_fails_with(
+        r#"{"container_registries": [{"id": "crp1"}]}"#,
+        &[r#"containerRegistries[0] (id "crp1")"#, "folderId is empty"],
+    );
+    serve_fails_with(
+        r#"{"containerRegistries": [{"id": "crp1", "folderId": "f", "colour": "blue"}]}"#,
+        &[r#"containerRegistries[0] (id "crp1")"#, "colour"],
+    );
+}
+
+#[test]
+fn ids_must_be_printable_ascii() {
+    serve_fails_with(
+        r#"{"computeImages": [{"id": "fd8 with space", "name": "a"}]}"#,
+        &[
+            r#"computeImages[0] (id "fd8 with space")"#,
+            "printable ASCII",
+        ],
+    );
+    serve_fails_with(
+        r#"{"containerRegistryImages": [{"id": "crpé"}]}"#,
+        &["containerRegistryImages[0]", "printable ASCII"],
+    );
 }

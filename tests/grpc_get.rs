@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::{TestApp, demo_catalog_json};
-use image_service::domain::ImageId;
+use image_service::domain::compute::{ComputeImageQuery, Family};
+use image_service::domain::container::ContainerImageQuery;
+use image_service::domain::page::PageRequest;
+use image_service::domain::{FolderId, ImageId};
 use image_service::proto::compute::image_service_client::ImageServiceClient as ComputeClient;
 use image_service::proto::compute::{self, GetImageRequest as ComputeGet};
 use image_service::proto::container_registry::image_service_client::ImageServiceClient as RegistryClient;
 use image_service::proto::container_registry::{self, GetImageRequest as RegistryGet};
 use image_service::proto::descriptor_pool;
 use image_service::repository::{
-    ComputeImageRepository, ContainerImageRepository, Repositories, RepositoryError,
+    ComputeImageRepository, ContainerImageRepository, ListError, Page, Repositories,
+    RepositoryError,
 };
 use prost_reflect::DynamicMessage;
 use tonic::metadata::MetadataValue;
@@ -251,7 +255,7 @@ async fn every_call_gets_its_own_request_id() {
 
 #[tokio::test]
 async fn methods_not_built_answer_unimplemented_saying_so() {
-    use image_service::proto::compute::{CreateImageRequest, ListImagesRequest};
+    use image_service::proto::compute::{CreateImageRequest, ListImageOperationsRequest};
     let app = TestApp::demo().await;
     let mut client = ComputeClient::new(app.channel().await);
     let status = client
@@ -267,9 +271,12 @@ async fn methods_not_built_answer_unimplemented_saying_so() {
         status.message()
     );
     assert_request_info(&status);
-    let status = client.list(ListImagesRequest::default()).await.unwrap_err();
+    let status = client
+        .list_operations(ListImageOperationsRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("ImageService/List"));
+    assert!(status.message().contains("ImageService/ListOperations"));
 
     let status = RegistryClient::new(app.channel().await)
         .delete(container_registry::DeleteImageRequest {
@@ -295,6 +302,22 @@ impl ComputeImageRepository for DownBackend {
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
         Err(self.error.clone())
     }
+
+    async fn list_compute_images(
+        &self,
+        _query: &ComputeImageQuery,
+        _page: &PageRequest,
+    ) -> Result<Page<compute::Image>, ListError> {
+        Err(self.error.clone().into())
+    }
+
+    async fn latest_compute_image_by_family(
+        &self,
+        _folder: &FolderId,
+        _family: &Family,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+        Err(self.error.clone())
+    }
 }
 
 #[async_trait]
@@ -304,6 +327,14 @@ impl ContainerImageRepository for DownBackend {
         _id: &ImageId,
     ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
         Err(self.error.clone())
+    }
+
+    async fn list_container_images(
+        &self,
+        _query: &ContainerImageQuery,
+        _page: &PageRequest,
+    ) -> Result<Page<container_registry::Image>, ListError> {
+        Err(self.error.clone().into())
     }
 }
 
@@ -343,6 +374,31 @@ async fn failing_backend_answers_unavailable_or_internal() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), code);
+        // List and GetLatestByFamily report the backend the same way.
+        let status = ComputeClient::new(app.channel().await)
+            .list(compute::ListImagesRequest {
+                folder_id: "f".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((status.code(), status.message()), (code, text));
+        let status = ComputeClient::new(app.channel().await)
+            .get_latest_by_family(compute::GetImageLatestByFamilyRequest {
+                folder_id: "f".into(),
+                family: "ubuntu".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((status.code(), status.message()), (code, text));
+        let status = RegistryClient::new(app.channel().await)
+            .list(container_registry::ListImagesRequest {
+                registry_id: "crpany".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((status.code(), status.message()), (code, text));
         app.stop().await;
     }
 }

@@ -15,7 +15,7 @@ use prost_reflect::{DynamicMessage, MessageDescriptor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::domain::MAX_IMAGE_ID_CHARS;
+use crate::domain::{MAX_FOLDER_ID_CHARS, MAX_IMAGE_ID_CHARS};
 use crate::proto::{self, compute, container_registry};
 
 /// The demo catalog served when no `--catalog` is given.
@@ -24,17 +24,22 @@ const DEMO_SOURCE: &str = "built-in demo catalog";
 
 const COMPUTE_IMAGES: &str = "computeImages";
 const CONTAINER_IMAGES: &str = "containerRegistryImages";
+const CONTAINER_REGISTRIES: &str = "containerRegistries";
 
 /// Limits on compute image fields from the resource's documentation.
 const MAX_NAME_CHARS: usize = 63;
 const MAX_DESCRIPTION_CHARS: usize = 256;
 const MAX_LABELS: usize = 64;
 
-/// A validated catalog: every id present, unique within its API and at most 50 characters.
+/// A validated catalog: every id present, unique within its list, at most 50
+/// characters and printable ASCII (so a page token can carry it).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Catalog {
     pub compute_images: Vec<compute::Image>,
     pub container_images: Vec<container_registry::Image>,
+    /// The registries whose folder is known: a folder_id List of container
+    /// images finds the images of these. Each has a folder id.
+    pub container_registries: Vec<container_registry::Registry>,
 }
 
 /// Where in the catalog a problem is.
@@ -77,6 +82,13 @@ struct CatalogFile<'a> {
         alias = "container_registry_images"
     )]
     container_images: Vec<&'a RawValue>,
+    #[serde(
+        default,
+        borrow,
+        rename = "containerRegistries",
+        alias = "container_registries"
+    )]
+    container_registries: Vec<&'a RawValue>,
 }
 
 impl Catalog {
@@ -128,24 +140,34 @@ impl Catalog {
             |_| Ok(()),
         )
         .map_err(|(entry, problem)| fail(Some(entry), problem))?;
+        let container_registries = parse_list::<container_registry::Registry>(
+            CONTAINER_REGISTRIES,
+            &file.container_registries,
+            &descriptor("yandex.cloud.containerregistry.v1.Registry")?,
+            |registry| &registry.id,
+            validate_registry,
+        )
+        .map_err(|(entry, problem)| fail(Some(entry), problem))?;
 
         Ok(Self {
             compute_images,
             container_images,
+            container_registries,
         })
     }
 
     /// A one-line summary for logs and `check-catalog`.
     pub fn summary(&self) -> String {
         format!(
-            "{} compute images, {} container registry images",
+            "{} compute images, {} container registry images, {} container registries",
             self.compute_images.len(),
-            self.container_images.len()
+            self.container_images.len(),
+            self.container_registries.len()
         )
     }
 }
 
-/// Parses one list of images, checking ids (present, short enough, unique) and
+/// Parses one list of images or registries, checking ids (present, short enough, unique) and
 /// the per-type rules in `validate`.
 fn parse_list<T: Message + Default>(
     list: &'static str,
@@ -174,6 +196,11 @@ fn parse_list<T: Message + Default>(
             return Err(located(format!(
                 "id is {chars} characters long, at most {MAX_IMAGE_ID_CHARS} allowed"
             )));
+        }
+        if !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(located(
+                "id must be printable ASCII without spaces (page tokens carry it)".into(),
+            ));
         }
         validate(&item).map_err(located)?;
         if let Some(first) = first_index_of.insert(id.clone(), index) {
@@ -209,6 +236,19 @@ fn best_effort_id(json: &str) -> Option<String> {
     serde_json::from_str::<IdOnly>(json).ok()?.id
 }
 
+fn validate_registry(registry: &container_registry::Registry) -> Result<(), String> {
+    if registry.folder_id.is_empty() {
+        return Err("folderId is empty".into());
+    }
+    let chars = registry.folder_id.chars().count();
+    if chars > MAX_FOLDER_ID_CHARS {
+        return Err(format!(
+            "folderId is {chars} characters long, at most {MAX_FOLDER_ID_CHARS} allowed"
+        ));
+    }
+    Ok(())
+}
+
 fn validate_compute_image(image: &compute::Image) -> Result<(), String> {
     let name_chars = image.name.chars().count();
     if !(1..=MAX_NAME_CHARS).contains(&name_chars) {
@@ -240,6 +280,54 @@ mod tests {
         let demo = Catalog::demo().unwrap();
         assert!(demo.compute_images.len() >= 4);
         assert!(demo.container_images.len() >= 2);
+    }
+
+    #[test]
+    fn demo_catalog_lists_the_registries_of_its_container_images() {
+        let demo = Catalog::demo().unwrap();
+        for image in &demo.container_images {
+            let registry = crate::domain::container::registry_of(&image.name).unwrap();
+            assert!(
+                demo.container_registries.iter().any(|r| r.id == registry),
+                "{registry}"
+            );
+        }
+    }
+
+    #[test]
+    fn registries_are_checked_like_images() {
+        let err = Catalog::from_json(
+            "c.json",
+            r#"{"containerRegistries": [{"id": "r1", "folderId": "f"}, {"id": "r1", "folder_id": "g"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"catalog c.json: containerRegistries[1] (id "r1"): duplicate id, first used by containerRegistries[0]"#
+        );
+        let err = Catalog::from_json("c.json", r#"{"container_registries": [{"id": "r1"}]}"#)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"catalog c.json: containerRegistries[0] (id "r1"): folderId is empty"#
+        );
+        let ok = Catalog::from_json(
+            "c.json",
+            r#"{"containerRegistries": [{"id": "r1", "folderId": "f", "name": "n", "status": "ACTIVE",
+                "createdAt": "2025-01-01T00:00:00Z", "labels": {"a": "b"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.container_registries[0].name, "n");
+    }
+
+    #[test]
+    fn ids_must_be_printable_ascii() {
+        let err = Catalog::from_json(
+            "c.json",
+            r#"{"computeImages": [{"id": "fd8 a", "name": "a"}]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("printable ASCII"), "{err}");
     }
 
     #[test]

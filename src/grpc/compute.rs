@@ -4,7 +4,12 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{NOT_YET, READ_ONLY, get_image, request_id, unimplemented};
+use super::{
+    READ_ONLY, backend_failed, get_image, list_failed, page_response, request_id, status,
+    unimplemented,
+};
+use crate::domain::compute::{LatestByFamily, ListComputeImages};
+use crate::error::ApiError;
 use crate::proto::compute::image_service_server::{ImageService, ImageServiceServer};
 use crate::proto::compute::{
     CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest, GetImageRequest, Image,
@@ -25,8 +30,13 @@ pub struct ComputeImages {
 }
 
 impl ComputeImages {
+    /// The service, to call in-process (a benchmark, an embedding program).
+    pub fn new(repository: Arc<dyn ComputeImageRepository>) -> Self {
+        Self { repository }
+    }
+
     pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self { repository })
+        ImageServiceServer::new(Self::new(repository))
     }
 }
 
@@ -45,18 +55,44 @@ impl ImageService for ComputeImages {
         &self,
         request: Request<GetImageLatestByFamilyRequest>,
     ) -> Result<Response<Image>, Status> {
-        Err(unimplemented(
-            &request,
-            &format!("{SERVICE}/GetLatestByFamily"),
-            NOT_YET,
-        ))
+        let request_id = request_id(&request);
+        let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+        let query = LatestByFamily::parse(request.into_inner()).map_err(fail)?;
+        let latest = self
+            .repository
+            .latest_compute_image_by_family(&query.folder_id, &query.family)
+            .await
+            .map_err(|err| fail(backend_failed(err)))?;
+        match latest {
+            Some(image) => {
+                tracing::Span::current().record("image_id", image.id.as_str());
+                Ok(Response::new(Image::clone(&image)))
+            }
+            None => Err(fail(ApiError::family_not_found(
+                query.family.as_str(),
+                query.folder_id.as_str(),
+            ))),
+        }
     }
 
     async fn list(
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        Err(unimplemented(&request, &format!("{SERVICE}/List"), NOT_YET))
+        let request_id = request_id(&request);
+        let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+        let list = ListComputeImages::parse(request.into_inner()).map_err(fail)?;
+        let page = self
+            .repository
+            .list_compute_images(&list.query, &list.page)
+            .await
+            .map_err(|err| fail(list_failed(err)))?;
+        let (images, next_page_token) =
+            page_response(&list, page, |image: &Image| &image.id).map_err(fail)?;
+        Ok(Response::new(ListImagesResponse {
+            images,
+            next_page_token,
+        }))
     }
 
     async fn create(

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{NOT_YET, READ_ONLY, get_image, request_id, unimplemented};
+use super::{READ_ONLY, get_image, list_failed, page_response, request_id, status, unimplemented};
+use crate::domain::container::ListContainerImages;
+use crate::error::ApiError;
 use crate::proto::container_registry::image_service_server::{ImageService, ImageServiceServer};
 use crate::proto::container_registry::{
     DeleteImageRequest, GetImageRequest, Image, ListImagesRequest, ListImagesResponse,
@@ -19,8 +21,13 @@ pub struct ContainerRegistryImages {
 }
 
 impl ContainerRegistryImages {
+    /// The service, to call in-process (a benchmark, an embedding program).
+    pub fn new(repository: Arc<dyn ContainerImageRepository>) -> Self {
+        Self { repository }
+    }
+
     pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self { repository })
+        ImageServiceServer::new(Self::new(repository))
     }
 }
 
@@ -30,7 +37,20 @@ impl ImageService for ContainerRegistryImages {
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        Err(unimplemented(&request, &format!("{SERVICE}/List"), NOT_YET))
+        let request_id = request_id(&request);
+        let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+        let list = ListContainerImages::parse(request.into_inner()).map_err(fail)?;
+        let page = self
+            .repository
+            .list_container_images(&list.query, &list.page)
+            .await
+            .map_err(|err| fail(list_failed(err)))?;
+        let (images, next_page_token) =
+            page_response(&list, page, |image: &Image| &image.id).map_err(fail)?;
+        Ok(Response::new(ListImagesResponse {
+            images,
+            next_page_token,
+        }))
     }
 
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::domain::ImageId;
+use crate::domain::page::ListRequest;
 use crate::error::ApiError;
-use crate::repository::RepositoryError;
+use crate::repository::{ListError, Page, RepositoryError};
 use request_context::{RequestId, request_id_of};
 
 /// The request id of a tonic request, as set by the request-context layer.
@@ -38,11 +39,37 @@ where
     match lookup(id).await {
         Ok(Some(image)) => Ok(Response::new(T::clone(&image))),
         Ok(None) => Err(fail(not_found)),
-        Err(err) => {
-            tracing::warn!(error = %err, "image lookup failed");
-            Err(fail(err.into()))
-        }
+        Err(err) => Err(fail(backend_failed(err))),
     }
+}
+
+/// Maps a backend error of a lookup, logging it (it is our problem, not the caller's).
+fn backend_failed(err: RepositoryError) -> ApiError {
+    tracing::warn!(error = %err, "image lookup failed");
+    err.into()
+}
+
+/// Maps an error of a List, logging backend failures.
+fn list_failed(err: ListError) -> ApiError {
+    match err {
+        ListError::Backend(err) => backend_failed(err),
+        cursor => cursor.into(),
+    }
+}
+
+/// A page as a List response's parts: its images (cloned once, the response
+/// owns them) and the token of the next page, empty on the last page.
+fn page_response<Q, T: Clone>(
+    list: &ListRequest<Q>,
+    page: Page<T>,
+    id_of: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, String), ApiError> {
+    let next_page_token = match page.items.last() {
+        Some(last) if page.more => list.next_page_token(id_of(last))?,
+        _ => String::new(),
+    };
+    let items = page.items.iter().map(|item| T::clone(item)).collect();
+    Ok((items, next_page_token))
 }
 
 /// The answer of an RPC that the API declares and this server doesn't serve.
@@ -55,5 +82,3 @@ fn unimplemented<T>(request: &Request<T>, method: &str, why: &str) -> Status {
 
 /// Why the write methods are missing.
 const READ_ONLY: &str = "image-service serves a read-only image catalog";
-/// Why a read method is missing for now.
-const NOT_YET: &str = "not built yet in this version of image-service";

