@@ -14,6 +14,8 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 #[command(
     name = "image-service",
     version,
+    // A flag given twice takes the last value, as wrappers that append flags expect.
+    args_override_self = true,
     about = "Yandex Cloud Compute and Container Registry ImageService (gRPC and REST), wire-compatible, from a local catalog"
 )]
 pub struct Cli {
@@ -54,7 +56,12 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGE_SERVICE_ACCESS_LOG", value_parser = FalseyValueParser::new())]
     pub access_log: bool,
 
-    /// After SIGTERM/SIGINT, how long calls in flight may take to finish before
+    /// After SIGTERM/SIGINT, how long to keep serving new calls while health
+    /// reports NOT_SERVING and /readyz 503, so load balancers stop sending first.
+    #[arg(long, env = "IMAGE_SERVICE_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Then, after the listeners stop accepting, how long calls in flight may take to finish before
     /// the remaining connections are closed (e.g. 20s, 500ms).
     #[arg(long, env = "IMAGE_SERVICE_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -69,6 +76,7 @@ impl Default for ServeArgs {
             catalog: None,
             log_format: LogFormat::Text,
             access_log: false,
+            shutdown_delay: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
         }
     }
@@ -122,6 +130,7 @@ mod tests {
         assert_eq!(parsed.catalog, default.catalog);
         assert_eq!(parsed.log_format, default.log_format);
         assert_eq!(parsed.access_log, default.access_log);
+        assert_eq!(parsed.shutdown_delay, default.shutdown_delay);
         assert_eq!(parsed.drain_timeout, default.drain_timeout);
     }
 

@@ -62,6 +62,7 @@ pub struct Application {
     rest: RequestContext<RestGateway>,
     context: RequestContextLayer,
     health: HealthReporter,
+    shutdown_delay: Duration,
     drain_timeout: Duration,
 }
 
@@ -117,6 +118,7 @@ impl Application {
             rest,
             context,
             health,
+            shutdown_delay: settings.shutdown_delay,
             drain_timeout: settings.drain_timeout,
         })
     }
@@ -136,9 +138,12 @@ impl Application {
         &self.health
     }
 
-    /// Serves both listeners until `shutdown` completes, then lets calls in
-    /// flight finish for at most the drain timeout: a client that never
-    /// acknowledges the GOAWAY must not keep the process alive.
+    /// Serves both listeners until `shutdown` completes. Then, as a mesh expects
+    /// of a pod being drained: health turns NOT_SERVING (and /readyz 503) at once,
+    /// new calls are still served for the shutdown delay, the listeners stop
+    /// accepting (HTTP/2 connections get GOAWAY) and calls in flight finish for at
+    /// most the drain timeout: a client that never acknowledges the GOAWAY must
+    /// not keep the process alive.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "serving gRPC and REST");
         let (stop, stopped) = watch::channel(false);
@@ -177,8 +182,18 @@ impl Application {
                 }
             }
         };
-        let signal = async {
+        let health = self.health.clone();
+        let shutdown_delay = self.shutdown_delay;
+        let signal = async move {
             shutdown.await;
+            for service in SERVED_SERVICES.into_iter().chain([""]) {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+            tracing::info!(delay = ?shutdown_delay, "not serving: still answering calls until the shutdown delay ends");
+            tokio::time::sleep(shutdown_delay).await;
+            tracing::info!("shutdown delay over: stopping the listeners and draining");
             let _ = stop.send(true);
         };
         let (served, (), _) = tokio::join!(grpc, signal, http);

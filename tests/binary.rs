@@ -29,6 +29,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--log-format",
                 "json",
+                "--shutdown-delay",
+                "0s",
             ])
             .args(extra)
             .env_remove("RUST_LOG")
@@ -82,12 +84,16 @@ impl Server {
         out
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn signal_term(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill runs");
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
         self.child.wait().expect("server exits")
     }
 }
@@ -160,4 +166,74 @@ async fn access_log_writes_one_line_per_call_with_its_fields() {
     assert_eq!(span["client_request_id"], "client-42");
     assert_eq!(span["request_id"].as_str().unwrap().len(), 36);
     assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_without_cutting_calls() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let mut server = Server::start(&["--shutdown-delay", "1500ms"]);
+    let url = format!("http://{}", server.addr);
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let id = "fd824k6uqk9cvi1ise4i";
+
+    // A burst of calls in flight when the signal arrives.
+    let mut burst = Vec::new();
+    for _ in 0..200 {
+        let mut client = ImageServiceClient::new(channel.clone());
+        burst.push(tokio::spawn(async move {
+            client
+                .get(GetImageRequest {
+                    image_id: id.into(),
+                })
+                .await
+        }));
+    }
+    server.signal_term();
+    for call in burst {
+        assert!(call.await.unwrap().is_ok(), "a call in flight was cut");
+    }
+    server.wait_for(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("not serving"))
+    });
+
+    // During the delay: reported down, still answering on both faces.
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "yandex.cloud.compute.v1.ImageService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, 2, "NOT_SERVING");
+    let readyz = reqwest::get(format!("http://{}/readyz", server.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+    let rest = reqwest::get(format!(
+        "http://{}/compute/v1/images/{id}",
+        server.http_addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(rest.status(), 200);
+    let grpc = ImageServiceClient::new(channel.clone())
+        .get(GetImageRequest {
+            image_id: id.into(),
+        })
+        .await;
+    assert!(grpc.is_ok(), "new calls are served during the delay");
+    drop(channel);
+
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exits 0 after draining");
 }

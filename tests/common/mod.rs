@@ -114,6 +114,7 @@ pub fn test_settings(catalog: Option<PathBuf>) -> ServeArgs {
     ServeArgs {
         grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
         http_listen: "127.0.0.1:0".parse().expect("valid address"),
+        shutdown_delay: std::time::Duration::ZERO,
         catalog,
         ..ServeArgs::default()
     }
