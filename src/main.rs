@@ -6,7 +6,7 @@ use clap::Parser;
 use image_service::catalog::Catalog;
 use image_service::config::{CheckCatalogArgs, Cli, Command, ServeArgs};
 use image_service::domain::container::registry_of;
-use image_service::startup::Application;
+use image_service::startup::{Application, StartupError};
 use image_service::telemetry;
 
 fn main() -> ExitCode {
@@ -26,8 +26,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
     };
     let result = runtime.block_on(async {
+        let signal = shutdown_signal().map_err(StartupError::Signals)?;
         let app = Application::build(&args).await?;
-        app.run_until(shutdown_signal()).await
+        app.run_until(signal).await
     });
     match result {
         Ok(()) => {
@@ -38,27 +39,20 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
+/// Registers the SIGINT and SIGTERM handlers now, before anything is served, so
+/// an early signal is never met by the default action (exit without draining);
+/// the returned future resolves when one arrives.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown signal received, finishing calls in flight");
+        tracing::info!("shutdown signal received");
+    })
 }
 
 fn check_catalog(args: &CheckCatalogArgs) -> ExitCode {

@@ -48,6 +48,8 @@ pub enum StartupError {
     Descriptors(String),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
