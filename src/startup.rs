@@ -18,13 +18,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Layer;
 
+use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
 use crate::proto;
-use crate::repository::{MemoryRepository, Repositories};
+use crate::repository::postgres::{self, Database, DatabaseError};
+use crate::repository::{MemoryRepository, Repositories, RepositoryError};
 use crate::rest::{GatewayError, RestGateway};
 
 /// The gRPC services this server implements, by full name (health reports each).
@@ -37,6 +39,10 @@ pub const SERVED_SERVICES: [&str; 2] = [
 pub enum StartupError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("database: {0}")]
+    Repository(#[from] RepositoryError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,11 +69,27 @@ pub struct Application {
     context: RequestContextLayer,
     health: HealthReporter,
     drain_timeout: Duration,
+    /// Watches the database, when served from one; stops with the server.
+    backend_health: Option<BackendHealth>,
 }
 
 impl Application {
-    /// Loads the catalog named in `settings` (or the demo catalog) and builds the server on it.
+    /// Loads the catalog named in `settings` (or the demo catalog), or connects
+    /// to the database named there, and builds the server on it.
     pub async fn build(settings: &ServeArgs) -> Result<Self, StartupError> {
+        if let Some(url) = &settings.database_url {
+            let database = Database::connect(url, &settings.pool)?;
+            database
+                .wait_until_reachable(settings.database_startup_timeout)
+                .await?;
+            if settings.no_migrate {
+                tracing::info!("schema migration skipped (--no-migrate)");
+            } else {
+                let applied = postgres::migrate(&database).await?;
+                tracing::info!(applied, "database schema up to date");
+            }
+            return Self::build_with_database(settings, database).await;
+        }
         let catalog = match &settings.catalog {
             Some(path) => Catalog::from_file(path)?,
             None => Catalog::demo()?,
@@ -79,6 +101,23 @@ impl Application {
         tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
         let repositories = Repositories::in_memory(MemoryRepository::new(catalog));
         Self::build_with_repositories(settings, repositories).await
+    }
+
+    /// Builds the server on a database (reachable or not: no waiting, no
+    /// migrating), and starts reporting its health.
+    pub async fn build_with_database(
+        settings: &ServeArgs,
+        database: Database,
+    ) -> Result<Self, StartupError> {
+        let mut app =
+            Self::build_with_repositories(settings, Repositories::postgres(database.clone()))
+                .await?;
+        app.backend_health = Some(BackendHealth::spawn(
+            database,
+            app.health.clone(),
+            &SERVED_SERVICES,
+        ));
+        Ok(app)
     }
 
     /// Builds the server on backends the caller made (an embedding program, a test).
@@ -118,6 +157,7 @@ impl Application {
             context,
             health,
             drain_timeout: settings.drain_timeout,
+            backend_health: None,
         })
     }
 
@@ -182,6 +222,7 @@ impl Application {
             let _ = stop.send(true);
         };
         let (served, (), _) = tokio::join!(grpc, signal, http);
+        drop(self.backend_health);
         served?;
         Ok(())
     }
