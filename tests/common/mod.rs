@@ -69,6 +69,11 @@ impl TestApp {
         Self::run(app, catalog_file)
     }
 
+    /// Runs a server the test built itself.
+    pub fn from_application(app: Application) -> Self {
+        Self::run(app, None)
+    }
+
     fn run(app: Application, catalog_file: Option<NamedTempFile>) -> Self {
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
