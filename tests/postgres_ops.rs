@@ -18,7 +18,7 @@ use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::repository::postgres::{self, Database, ImportMode};
 use image_service::startup::{Application, SERVED_SERVICES};
 use list_support::{BIG_FOLDER, big_compute_catalog};
-use pg_support::{Proxy, TestSchema, closed_port, database_addr, quick_pool, url_via};
+use pg_support::{Mode, Proxy, TestSchema, closed_port, database_addr, quick_pool, url_via};
 use tonic::Code;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -354,7 +354,7 @@ async fn serving_survives_the_database_going_away_and_coming_back() {
     assert!(client.get(get.clone()).await.is_ok());
     wait_for_health(&app, ServingStatus::Serving, Duration::from_secs(3)).await;
 
-    proxy.cut();
+    proxy.set(Mode::Down);
     let start = Instant::now();
     let err = client.get(get.clone()).await.expect_err("database cut off");
     assert!(
@@ -366,12 +366,33 @@ async fn serving_survives_the_database_going_away_and_coming_back() {
     wait_for_health(&app, ServingStatus::NotServing, Duration::from_secs(6)).await;
     assert_eq!(readyz(&app).await, 503);
 
-    proxy.restore();
+    proxy.set(Mode::Up);
     let recovered = wait_for_health(&app, ServingStatus::Serving, Duration::from_secs(8)).await;
     eprintln!("health SERVING again {recovered:?} after the database came back");
     assert_eq!(readyz(&app).await, 200);
-    let image = client.get(get).await.expect("served again").into_inner();
+    let image = client
+        .get(get.clone())
+        .await
+        .expect("served again")
+        .into_inner();
     assert_eq!(image.id, "fd824k6uqk9cvi1ise4i");
+
+    // A database that stops answering (connections open, nothing comes back):
+    // calls still end, within the statement timeout plus the acquire timeout.
+    proxy.set(Mode::Stalled);
+    let start = Instant::now();
+    let err = client.get(get.clone()).await.expect_err("database stalled");
+    let waited = start.elapsed();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    eprintln!(
+        "stalled database: UNAVAILABLE after {waited:?}: {}",
+        err.message()
+    );
+    wait_for_health(&app, ServingStatus::NotServing, Duration::from_secs(6)).await;
+    proxy.set(Mode::Up);
+    wait_for_health(&app, ServingStatus::Serving, Duration::from_secs(8)).await;
+    assert!(client.get(get).await.is_ok());
     app.stop().await;
     schema.drop().await;
 }

@@ -32,8 +32,8 @@ pub struct TestSchema {
     pub name: String,
     /// The database URL with `search_path` set to the schema.
     pub url: String,
-    admin: tokio_postgres::Client,
-    connection: JoinHandle<()>,
+    admin: Option<tokio_postgres::Client>,
+    connection: Option<JoinHandle<()>>,
 }
 
 impl TestSchema {
@@ -72,8 +72,8 @@ impl TestSchema {
         Some(Self {
             name,
             url,
-            admin,
-            connection,
+            admin: Some(admin),
+            connection: Some(connection),
         })
     }
 
@@ -93,6 +93,8 @@ impl TestSchema {
     pub async fn count(&self, sql: &str) -> i64 {
         let sql = sql.replace("{schema}", &self.name);
         self.admin
+            .as_ref()
+            .expect("open until dropped")
             .query_one(&sql, &[])
             .await
             .expect("count query")
@@ -100,13 +102,46 @@ impl TestSchema {
     }
 
     /// Drops the schema and everything in it.
-    pub async fn drop(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .expect("drop the test schema");
-        drop(self.admin);
-        let _ = self.connection.await;
+    pub async fn drop(mut self) {
+        if let Some(admin) = self.admin.take() {
+            admin
+                .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+                .await
+                .expect("drop the test schema");
+        }
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A test that failed before [`TestSchema::drop`] still drops its schema:
+/// from a thread of its own, since this may run inside the test's runtime.
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        if self.admin.take().is_none() {
+            return;
+        }
+        let (base, name) = (base_url(), self.name.clone());
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&base, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
     }
 }
 
@@ -119,12 +154,23 @@ pub fn quick_pool() -> PoolArgs {
     }
 }
 
-/// A TCP proxy in front of the database that the test can cut and restore:
-/// while down, it closes every open connection and refuses new ones (accepts
-/// and closes them at once). A real network failure, seen from the server.
+/// What the proxy does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forwards both ways.
+    Up,
+    /// Closes every open connection and refuses new ones (accepts and closes them).
+    Down,
+    /// Keeps connections open and accepts new ones, but forwards nothing: a
+    /// database (or network) that stopped answering.
+    Stalled,
+}
+
+/// A TCP proxy in front of the database that the test can cut, stall and
+/// restore: a real network failure, seen from the server.
 pub struct Proxy {
     pub addr: SocketAddr,
-    up: watch::Sender<bool>,
+    mode: watch::Sender<Mode>,
     task: JoinHandle<()>,
 }
 
@@ -132,39 +178,38 @@ impl Proxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let (up, watch_up) = watch::channel(true);
-        let watch_up = Arc::new(watch_up);
+        let (mode, watch_mode) = watch::channel(Mode::Up);
+        let watch_mode = Arc::new(watch_mode);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                if !*watch_up.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let mut down = (*watch_up).clone();
+                let mut mode = (*watch_mode).clone();
                 tokio::spawn(async move {
+                    // Held, unanswered, until the mode changes.
+                    let _ = mode.wait_for(|m| *m != Mode::Stalled).await;
+                    if *mode.borrow() == Mode::Down {
+                        return;
+                    }
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
                     };
                     let (mut client, mut server) = (client, server);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = down.wait_for(|up| !*up) => {}
+                        _ = mode.wait_for(|m| *m != Mode::Up) => {}
                     }
+                    // Stalled: keep both sockets open, silent, until cut or restored.
+                    let _ = mode.wait_for(|m| *m != Mode::Stalled).await;
                 });
             }
         });
-        Self { addr, up, task }
+        Self { addr, mode, task }
     }
 
-    pub fn cut(&self) {
-        let _ = self.up.send(false);
-    }
-
-    pub fn restore(&self) {
-        let _ = self.up.send(true);
+    pub fn set(&self, mode: Mode) {
+        let _ = self.mode.send(mode);
     }
 }
 

@@ -5,7 +5,8 @@
 //! fast with UNAVAILABLE instead of hanging: taking a connection (from the
 //! pool or by connecting) waits at most the acquire timeout; a statement runs
 //! at most the statement timeout, enforced by the server (`statement_timeout`)
-//! and by the client (a network that no longer answers).
+//! and by the client (a network that no longer answers; that connection is
+//! then closed, not pooled).
 
 use std::time::Duration;
 
@@ -91,12 +92,14 @@ impl Database {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, RepositoryError> {
-        self.bounded(async {
-            let client = self.connection().await?;
-            let statement = prepare(&client, sql).await?;
-            client.query(&statement, params).await.map_err(query_error)
-        })
-        .await
+        let client = self.connection().await?;
+        let answer = self
+            .deadline(async {
+                let statement = prepare(&client, sql).await?;
+                client.query(&statement, params).await.map_err(query_error)
+            })
+            .await;
+        discard_if_late(client, answer)
     }
 
     /// Runs `sql` (prepared once per connection) and returns its row, if any.
@@ -105,28 +108,32 @@ impl Database {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, RepositoryError> {
-        self.bounded(async {
-            let client = self.connection().await?;
-            let statement = prepare(&client, sql).await?;
-            client
-                .query_opt(&statement, params)
-                .await
-                .map_err(query_error)
-        })
-        .await
+        let client = self.connection().await?;
+        let answer = self
+            .deadline(async {
+                let statement = prepare(&client, sql).await?;
+                client
+                    .query_opt(&statement, params)
+                    .await
+                    .map_err(query_error)
+            })
+            .await;
+        discard_if_late(client, answer)
     }
 
     /// Whether the database answers `SELECT 1` now.
     pub async fn ping(&self) -> Result<(), RepositoryError> {
-        self.bounded(async {
-            let client = self.connection().await?;
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map(drop)
-                .map_err(query_error)
-        })
-        .await
+        let client = self.connection().await?;
+        let answer = self
+            .deadline(async {
+                client
+                    .simple_query("SELECT 1")
+                    .await
+                    .map(drop)
+                    .map_err(query_error)
+            })
+            .await;
+        discard_if_late(client, answer)
     }
 
     /// Waits until the database answers, retrying every second for at most `limit`.
@@ -150,23 +157,40 @@ impl Database {
         }
     }
 
-    /// `work` within the statement timeout plus the acquire timeout: the
-    /// client's own deadline, for when the network stops answering.
-    async fn bounded<T>(
+    /// `work` within the statement timeout: the client's own deadline, for
+    /// when the network stops answering and the server's timeout can't.
+    async fn deadline<T>(
         &self,
         work: impl Future<Output = Result<T, RepositoryError>>,
-    ) -> Result<T, RepositoryError> {
-        let limit = self.statement_timeout + self.pool.timeouts().wait.unwrap_or_default();
-        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(RepositoryError::Unavailable(format!(
-                "the database did not answer within {limit:?}"
-            )))
-        })
+    ) -> Result<Result<T, RepositoryError>, Late> {
+        tokio::time::timeout(self.statement_timeout, work)
+            .await
+            .map_err(|_| Late(self.statement_timeout))
     }
 
     /// The statement timeout the pool's connections run with.
     pub fn statement_timeout(&self) -> Duration {
         self.statement_timeout
+    }
+}
+
+/// A statement that outlived the client's deadline.
+struct Late(Duration);
+
+/// The answer; past the deadline, an error, and the connection is closed
+/// rather than pooled: a reply may still be on its way on it.
+fn discard_if_late<T>(
+    client: Object,
+    answer: Result<Result<T, RepositoryError>, Late>,
+) -> Result<T, RepositoryError> {
+    match answer {
+        Ok(answer) => answer,
+        Err(Late(limit)) => {
+            drop(Object::take(client));
+            Err(RepositoryError::Unavailable(format!(
+                "the database did not answer within {limit:?}"
+            )))
+        }
     }
 }
 
