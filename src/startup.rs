@@ -83,7 +83,8 @@ impl Application {
                 .wait_until_reachable(settings.database_startup_timeout)
                 .await?;
             if settings.no_migrate {
-                tracing::info!("schema migration skipped (--no-migrate)");
+                postgres::check_schema(&database).await?;
+                tracing::info!("database schema up to date (--no-migrate: checked only)");
             } else {
                 let applied = postgres::migrate(&database).await?;
                 tracing::info!(applied, "database schema up to date");

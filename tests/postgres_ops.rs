@@ -304,6 +304,31 @@ async fn a_database_that_is_not_there_answers_unavailable_quickly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_migrate_refuses_a_schema_that_is_not_migrated() {
+    let Some(schema) = TestSchema::create("no_migrate_refuses_a_schema").await else {
+        return;
+    };
+    let mut settings = ServeArgs {
+        database_url: Some(schema.url.clone()),
+        no_migrate: true,
+        pool: quick_pool(),
+        ..test_settings(None)
+    };
+    let err = Application::build(&settings)
+        .await
+        .err()
+        .expect("not migrated");
+    assert!(err.to_string().contains("image-service migrate"), "{err}");
+    settings.no_migrate = false;
+    let app = TestApp::from_application(Application::build(&settings).await.expect("migrates"));
+    app.stop().await;
+    settings.no_migrate = true;
+    let app = TestApp::from_application(Application::build(&settings).await.expect("migrated"));
+    app.stop().await;
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_waits_for_the_database_then_gives_up() {
     let url = format!("postgres://postgres@127.0.0.1:{}/test", closed_port().await);
     let settings = ServeArgs {

@@ -88,6 +88,36 @@ pub async fn migrate(database: &Database) -> Result<usize, RepositoryError> {
     Ok(applied)
 }
 
+/// Checks, without changing anything, that every migration this binary knows
+/// is applied (for `serve --no-migrate`).
+pub async fn check_schema(database: &Database) -> Result<(), RepositoryError> {
+    let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    let row = database
+        .query_opt(
+            "SELECT count(*) FROM schema_migrations WHERE version <= $1",
+            &[&latest],
+        )
+        .await
+        .map_err(|err| {
+            RepositoryError::Internal(format!(
+                "cannot read schema_migrations ({err}); run `image-service migrate` first"
+            ))
+        })?;
+    let applied: i64 = row
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(query_error)?
+        .unwrap_or(0);
+    if applied < MIGRATIONS.len() as i64 {
+        return Err(RepositoryError::Internal(format!(
+            "the database schema lacks {} of {} migrations; run `image-service migrate` first",
+            MIGRATIONS.len() as i64 - applied,
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(())
+}
+
 async fn apply_pending(client: &mut deadpool_postgres::Object) -> Result<usize, RepositoryError> {
     let rows = client
         .query("SELECT version FROM schema_migrations", &[])

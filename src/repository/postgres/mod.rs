@@ -24,7 +24,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 pub use catalog_io::{ImportMode, export_catalog, import_catalog};
-pub use migrations::{MIGRATIONS, migrate};
+pub use migrations::{MIGRATIONS, check_schema, migrate};
 pub use pool::{Database, DatabaseError};
 
 use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
