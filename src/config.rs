@@ -29,6 +29,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate a catalog file, print what it holds and exit (non-zero when invalid).
     CheckCatalog(CheckCatalogArgs),
+    /// Bring the PostgreSQL schema up to date and exit.
+    Migrate(MigrateArgs),
+    /// Load a catalog file into PostgreSQL in one transaction (all or nothing).
+    Import(ImportArgs),
+    /// Write the catalog held in PostgreSQL as a catalog file.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -44,8 +50,30 @@ pub struct ServeArgs {
 
     /// Catalog file (JSON: {"computeImages": [...], "containerRegistryImages": [...]}).
     /// Without it the built-in demo catalog is served.
-    #[arg(long, env = "IMAGE_SERVICE_CATALOG", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_CATALOG",
+        value_name = "FILE",
+        conflicts_with = "database_url"
+    )]
     pub catalog: Option<PathBuf>,
+
+    /// Serve from PostgreSQL instead of a catalog file
+    /// (postgres://user@host:5432/db?options=-c%20search_path%3Dschema).
+    #[arg(long, env = "IMAGE_SERVICE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// With --database-url: don't bring the schema up to date at start.
+    #[arg(long, env = "IMAGE_SERVICE_NO_MIGRATE", value_parser = FalseyValueParser::new())]
+    pub no_migrate: bool,
+
+    /// With --database-url: how long start-up waits for the database to answer
+    /// before giving up.
+    #[arg(long, env = "IMAGE_SERVICE_DATABASE_STARTUP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub database_startup_timeout: Duration,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     /// Log line format. The level comes from RUST_LOG (default: info).
     #[arg(long, env = "IMAGE_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -74,6 +102,10 @@ impl Default for ServeArgs {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             catalog: None,
+            database_url: None,
+            no_migrate: false,
+            database_startup_timeout: Duration::from_secs(30),
+            pool: PoolArgs::default(),
             log_format: LogFormat::Text,
             access_log: false,
             shutdown_delay: Duration::from_secs(5),
@@ -106,6 +138,81 @@ pub struct CheckCatalogArgs {
     /// The catalog file to check.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// Limits of the PostgreSQL connection pool.
+#[derive(Debug, Clone, Args)]
+pub struct PoolArgs {
+    /// Most connections the pool opens.
+    #[arg(
+        long = "database-pool-size",
+        env = "IMAGE_SERVICE_DATABASE_POOL_SIZE",
+        default_value_t = 16
+    )]
+    pub size: usize,
+
+    /// How long a call waits for a connection (from the pool, or a new one)
+    /// before it answers UNAVAILABLE.
+    #[arg(long = "database-acquire-timeout", env = "IMAGE_SERVICE_DATABASE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub acquire_timeout: Duration,
+
+    /// How long one statement may run: the server's statement_timeout, and the
+    /// client's own deadline for an answer.
+    #[arg(long = "database-statement-timeout", env = "IMAGE_SERVICE_DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolArgs {
+    fn default() -> Self {
+        Self {
+            size: 16,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The PostgreSQL database to migrate.
+    #[arg(long, env = "IMAGE_SERVICE_DATABASE_URL", value_name = "URL")]
+    pub database_url: String,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The PostgreSQL database to load into (its schema is migrated first).
+    #[arg(long, env = "IMAGE_SERVICE_DATABASE_URL", value_name = "URL")]
+    pub database_url: String,
+
+    /// Replace the whole catalog held in the database (atomically) instead of
+    /// inserting or updating the file's entries by id.
+    #[arg(long)]
+    pub replace: bool,
+
+    /// The catalog file to load (validated as `serve --catalog` does).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The PostgreSQL database to read.
+    #[arg(long, env = "IMAGE_SERVICE_DATABASE_URL", value_name = "URL")]
+    pub database_url: String,
+
+    /// Where to write the catalog; standard output when left out.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,5 +249,19 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn catalog_and_database_are_exclusive() {
+        let err = Cli::try_parse_from([
+            "image-service",
+            "serve",
+            "--catalog",
+            "c.json",
+            "--database-url",
+            "postgres://localhost/db",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

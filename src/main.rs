@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use image_service::catalog::Catalog;
-use image_service::config::{CheckCatalogArgs, Cli, Command, ServeArgs};
+use image_service::config::{
+    CheckCatalogArgs, Cli, Command, ExportArgs, ImportArgs, MigrateArgs, ServeArgs,
+};
 use image_service::domain::container::registry_of;
+use image_service::repository::postgres::{self, Database, ImportMode};
 use image_service::startup::{Application, StartupError};
 use image_service::telemetry;
 
@@ -13,7 +16,86 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::CheckCatalog(args) => check_catalog(&args),
+        Command::Migrate(args) => run_database_command(migrate(args)),
+        Command::Import(args) => run_database_command(import(args)),
+        Command::Export(args) => run_database_command(export(args)),
     }
+}
+
+/// Runs one of the database commands, logging on stderr.
+fn run_database_command(command: impl Future<Output = Result<(), String>>) -> ExitCode {
+    telemetry::init_stderr();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> Result<(), String> {
+    let database = Database::connect(&args.database_url, &args.pool).map_err(|e| e.to_string())?;
+    let applied = postgres::migrate(&database)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "schema up to date: {applied} migration(s) applied, {} known",
+        postgres::MIGRATIONS.len()
+    );
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> Result<(), String> {
+    // Validated before the database is touched: a bad file changes nothing.
+    let catalog = Catalog::from_file(&args.file).map_err(|e| e.to_string())?;
+    let database = Database::connect(&args.database_url, &args.pool).map_err(|e| e.to_string())?;
+    postgres::migrate(&database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mode = if args.replace {
+        ImportMode::Replace
+    } else {
+        ImportMode::Upsert
+    };
+    postgres::import_catalog(&database, &catalog, mode)
+        .await
+        .map_err(|e| e.to_string())?;
+    let verb = if args.replace {
+        "replaced the catalog with"
+    } else {
+        "imported"
+    };
+    eprintln!("{}: {verb} {}", args.file.display(), catalog.summary());
+    Ok(())
+}
+
+async fn export(args: ExportArgs) -> Result<(), String> {
+    let database = Database::connect(&args.database_url, &args.pool).map_err(|e| e.to_string())?;
+    let catalog = postgres::export_catalog(&database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let json = catalog.to_json().map_err(|e| e.to_string())?;
+    match &args.file {
+        Some(path) => {
+            std::fs::write(path, json)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("{}: exported {}", path.display(), catalog.summary());
+        }
+        None => {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(json.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write to standard output: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

@@ -18,13 +18,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Layer;
 
+use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
 use crate::proto;
-use crate::repository::{MemoryRepository, Repositories};
+use crate::repository::postgres::{self, Database, DatabaseError};
+use crate::repository::{MemoryRepository, Repositories, RepositoryError};
 use crate::rest::{GatewayError, RestGateway};
 
 /// The gRPC services this server implements, by full name (health reports each).
@@ -37,6 +39,10 @@ pub const SERVED_SERVICES: [&str; 2] = [
 pub enum StartupError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("database: {0}")]
+    Repository(#[from] RepositoryError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -66,11 +72,28 @@ pub struct Application {
     health: HealthReporter,
     shutdown_delay: Duration,
     drain_timeout: Duration,
+    /// Watches the database, when served from one; stops with the server.
+    backend_health: Option<BackendHealth>,
 }
 
 impl Application {
-    /// Loads the catalog named in `settings` (or the demo catalog) and builds the server on it.
+    /// Loads the catalog named in `settings` (or the demo catalog), or connects
+    /// to the database named there, and builds the server on it.
     pub async fn build(settings: &ServeArgs) -> Result<Self, StartupError> {
+        if let Some(url) = &settings.database_url {
+            let database = Database::connect(url, &settings.pool)?;
+            database
+                .wait_until_reachable(settings.database_startup_timeout)
+                .await?;
+            if settings.no_migrate {
+                postgres::check_schema(&database).await?;
+                tracing::info!("database schema up to date (--no-migrate: checked only)");
+            } else {
+                let applied = postgres::migrate(&database).await?;
+                tracing::info!(applied, "database schema up to date");
+            }
+            return Self::build_with_database(settings, database).await;
+        }
         let catalog = match &settings.catalog {
             Some(path) => Catalog::from_file(path)?,
             None => Catalog::demo()?,
@@ -82,6 +105,23 @@ impl Application {
         tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
         let repositories = Repositories::in_memory(MemoryRepository::new(catalog));
         Self::build_with_repositories(settings, repositories).await
+    }
+
+    /// Builds the server on a database (reachable or not: no waiting, no
+    /// migrating), and starts reporting its health.
+    pub async fn build_with_database(
+        settings: &ServeArgs,
+        database: Database,
+    ) -> Result<Self, StartupError> {
+        let mut app =
+            Self::build_with_repositories(settings, Repositories::postgres(database.clone()))
+                .await?;
+        app.backend_health = Some(BackendHealth::spawn(
+            database,
+            app.health.clone(),
+            &SERVED_SERVICES,
+        ));
+        Ok(app)
     }
 
     /// Builds the server on backends the caller made (an embedding program, a test).
@@ -122,6 +162,7 @@ impl Application {
             health,
             shutdown_delay: settings.shutdown_delay,
             drain_timeout: settings.drain_timeout,
+            backend_health: None,
         })
     }
 
@@ -186,8 +227,11 @@ impl Application {
         };
         let health = self.health.clone();
         let shutdown_delay = self.shutdown_delay;
+        let backend_health = self.backend_health;
         let signal = async move {
             shutdown.await;
+            // The database watcher must not report SERVING again while draining.
+            drop(backend_health);
             for service in SERVED_SERVICES.into_iter().chain([""]) {
                 health
                     .set_service_status(service, ServingStatus::NotServing)

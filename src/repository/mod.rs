@@ -3,12 +3,14 @@
 //! knowing.
 
 mod memory;
+pub mod postgres;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use memory::MemoryRepository;
+pub use postgres::PostgresRepository;
 
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
@@ -112,6 +114,15 @@ impl Repositories {
         Self {
             compute: memory.clone(),
             container: memory,
+        }
+    }
+
+    /// Both APIs served from one PostgreSQL database.
+    pub fn postgres(database: postgres::Database) -> Self {
+        let repository = Arc::new(PostgresRepository::new(database));
+        Self {
+            compute: repository.clone(),
+            container: repository,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use image_service::config::ServeArgs;
 use image_service::repository::Repositories;
+use image_service::repository::postgres::Database;
 use image_service::startup::Application;
 use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
@@ -44,6 +45,15 @@ impl TestApp {
         Self::start(test_settings(None), None, Some(repositories)).await
     }
 
+    /// The server on a PostgreSQL database, with its health watcher, as
+    /// `serve --database-url` builds it (minus the wait and the migration).
+    pub async fn with_database(database: Database) -> Self {
+        let app = Application::build_with_database(&test_settings(None), database)
+            .await
+            .expect("the server starts");
+        Self::run(app, None)
+    }
+
     async fn start(
         settings: ServeArgs,
         catalog_file: Option<NamedTempFile>,
@@ -56,6 +66,15 @@ impl TestApp {
             None => Application::build(&settings).await,
         }
         .expect("the server starts");
+        Self::run(app, catalog_file)
+    }
+
+    /// Runs a server the test built itself.
+    pub fn from_application(app: Application) -> Self {
+        Self::run(app, None)
+    }
+
+    fn run(app: Application, catalog_file: Option<NamedTempFile>) -> Self {
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
         let health = app.health().clone();

@@ -1,0 +1,177 @@
+//! The PostgreSQL backend: the catalog in three tables, each image's full
+//! protobuf encoding in `body` next to the columns queries filter and sort on.
+//!
+//! - `pool`: connections with bounded waits and a statement timeout, errors
+//!   mapped to [`RepositoryError`];
+//! - `migrations`: the schema, versioned, applied under an advisory lock;
+//! - `sql`: the List queries (filter, order, keyset paging) as SQL;
+//! - `catalog_io`: import and export of catalog files.
+//!
+//! Only portable SQL (no PL/pgSQL, no triggers), so CockroachDB and YugabyteDB
+//! can hold it too. Text columns use the "C" collation: bytewise order, the
+//! order of Rust strings, which the in-memory backend sorts by.
+
+mod catalog_io;
+mod migrations;
+mod pool;
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use prost::Message;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+pub use catalog_io::{ImportMode, export_catalog, import_catalog};
+pub use migrations::{MIGRATIONS, check_schema, migrate};
+pub use pool::{Database, DatabaseError};
+
+use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
+use crate::domain::compute::{ComputeImageQuery, Family};
+use crate::domain::container::ContainerImageQuery;
+use crate::domain::page::PageRequest;
+use crate::domain::{FolderId, ImageId};
+use crate::proto::compute::image::Status;
+use crate::proto::{compute, container_registry};
+
+/// Both APIs served from one database.
+#[derive(Clone)]
+pub struct PostgresRepository {
+    database: Database,
+}
+
+impl PostgresRepository {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+}
+
+/// Decodes `body` (column 0) of each row.
+fn decode_rows<T: Message + Default>(rows: &[Row]) -> Result<Vec<Arc<T>>, RepositoryError> {
+    rows.iter()
+        .map(|row| decode_row(row).map(Arc::new))
+        .collect()
+}
+
+fn decode_row<T: Message + Default>(row: &Row) -> Result<T, RepositoryError> {
+    let body: &[u8] = row
+        .try_get(0)
+        .map_err(|err| RepositoryError::Internal(format!("unexpected row: {err}")))?;
+    T::decode(body)
+        .map_err(|err| RepositoryError::Internal(format!("stored image is corrupt: {err}")))
+}
+
+/// A page from `size + 1` rows at most: one more than asked tells whether more follow.
+fn page_from<T: Message + Default>(rows: &[Row], size: usize) -> Result<Page<T>, RepositoryError> {
+    let mut items = decode_rows(rows)?;
+    let more = items.len() > size;
+    items.truncate(size);
+    Ok(Page { items, more })
+}
+
+/// The page size plus one, as a SQL LIMIT.
+fn limit(size: usize) -> i64 {
+    i64::try_from(size).map_or(i64::MAX, |s| s.saturating_add(1))
+}
+
+#[async_trait]
+impl ComputeImageRepository for PostgresRepository {
+    async fn get_compute_image(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+        let row = self
+            .database
+            .query_opt(
+                "SELECT body FROM compute_images WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await?;
+        row.map(|row| decode_row(&row).map(Arc::new)).transpose()
+    }
+
+    async fn list_compute_images(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<compute::Image>, ListError> {
+        let statement = sql::compute_list(query, page);
+        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
+        let rows = self.database.query(&statement.text, &params).await?;
+        if rows.is_empty() {
+            self.check_cursor("compute_images", page).await?;
+        }
+        Ok(page_from(&rows, page.size.get())?)
+    }
+
+    async fn latest_compute_image_by_family(
+        &self,
+        folder: &FolderId,
+        family: &Family,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+        let row = self
+            .database
+            .query_opt(
+                "SELECT body FROM compute_images \
+                 WHERE folder_id = $1 AND family = $2 AND status = $3 \
+                 ORDER BY created_at_seconds DESC, created_at_nanos DESC, id ASC LIMIT 1",
+                &[&folder.as_str(), &family.as_str(), &(Status::Ready as i32)],
+            )
+            .await?;
+        row.map(|row| decode_row(&row).map(Arc::new)).transpose()
+    }
+}
+
+#[async_trait]
+impl ContainerImageRepository for PostgresRepository {
+    async fn get_container_image(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
+        let row = self
+            .database
+            .query_opt(
+                "SELECT body FROM container_images WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await?;
+        row.map(|row| decode_row(&row).map(Arc::new)).transpose()
+    }
+
+    async fn list_container_images(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<container_registry::Image>, ListError> {
+        let statement = sql::container_list(query, page);
+        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
+        let rows = self.database.query(&statement.text, &params).await?;
+        if rows.is_empty() {
+            self.check_cursor("container_images", page).await?;
+        }
+        Ok(page_from(&rows, page.size.get())?)
+    }
+}
+
+impl PostgresRepository {
+    /// An empty page after a cursor: either the end, or the cursor's image is
+    /// gone (its sort key looked up as NULL, so nothing compared after it).
+    /// Only then does a List take a second round trip.
+    async fn check_cursor(&self, table: &'static str, page: &PageRequest) -> Result<(), ListError> {
+        let Some(after) = &page.after else {
+            return Ok(());
+        };
+        let text = format!("SELECT 1 FROM {table} WHERE id = $1");
+        let found = self
+            .database
+            .query_opt(&text, &[&after.as_str()])
+            .await?
+            .is_some();
+        if found {
+            Ok(())
+        } else {
+            Err(ListError::CursorNotFound(after.clone()))
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Connections to PostgreSQL: a pool with bounded waits, prepared statements
+//! cached per connection, and errors mapped to [`RepositoryError`].
+//!
+//! Every wait is bounded, so a database that is down or slow makes calls fail
+//! fast with UNAVAILABLE instead of hanging: taking a connection (from the
+//! pool or by connecting) waits at most the acquire timeout; a statement runs
+//! at most the statement timeout, enforced by the server (`statement_timeout`)
+//! and by the client (a network that no longer answers; that connection is
+//! then closed, not pooled).
+
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::config::PoolArgs;
+use crate::repository::RepositoryError;
+
+/// Prepared statements kept per connection before the cache starts over: List
+/// queries vary with the filter's shape, so their number has no fixed bound.
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+/// Why the database could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("invalid database URL: {0}")]
+    Url(String),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// A pool of connections to one database. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    statement_timeout: Duration,
+}
+
+impl Database {
+    /// Builds the pool; connects lazily, so this succeeds with the database down.
+    pub fn connect(url: &str, limits: &PoolArgs) -> Result<Self, DatabaseError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err: tokio_postgres::Error| DatabaseError::Url(err.to_string()))?;
+        let timeout_ms = limits.statement_timeout.as_millis().max(1);
+        let options = format!(
+            "{} -c statement_timeout={timeout_ms}",
+            config.get_options().unwrap_or_default()
+        );
+        config
+            .options(options.trim_start())
+            .connect_timeout(limits.acquire_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("image-service");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(limits.size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(limits.acquire_timeout))
+            .create_timeout(Some(limits.acquire_timeout))
+            .recycle_timeout(Some(limits.acquire_timeout))
+            .build()
+            .map_err(|err| DatabaseError::Pool(err.to_string()))?;
+        Ok(Self {
+            pool,
+            statement_timeout: limits.statement_timeout,
+        })
+    }
+
+    /// A connection from the pool, waiting at most the acquire timeout.
+    pub async fn connection(&self) -> Result<Object, RepositoryError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs `sql` (prepared once per connection) and returns every row.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, RepositoryError> {
+        let client = self.connection().await?;
+        let answer = self
+            .deadline(async {
+                let statement = prepare(&client, sql).await?;
+                client.query(&statement, params).await.map_err(query_error)
+            })
+            .await;
+        discard_if_late(client, answer)
+    }
+
+    /// Runs `sql` (prepared once per connection) and returns its row, if any.
+    pub async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, RepositoryError> {
+        let client = self.connection().await?;
+        let answer = self
+            .deadline(async {
+                let statement = prepare(&client, sql).await?;
+                client
+                    .query_opt(&statement, params)
+                    .await
+                    .map_err(query_error)
+            })
+            .await;
+        discard_if_late(client, answer)
+    }
+
+    /// Whether the database answers `SELECT 1` now.
+    pub async fn ping(&self) -> Result<(), RepositoryError> {
+        let client = self.connection().await?;
+        let answer = self
+            .deadline(async {
+                client
+                    .simple_query("SELECT 1")
+                    .await
+                    .map(drop)
+                    .map_err(query_error)
+            })
+            .await;
+        discard_if_late(client, answer)
+    }
+
+    /// Waits until the database answers, retrying every second for at most `limit`.
+    pub async fn wait_until_reachable(&self, limit: Duration) -> Result<(), RepositoryError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut attempt = 1u32;
+        loop {
+            match self.ping().await {
+                Ok(()) => return Ok(()),
+                Err(err) if tokio::time::Instant::now() >= deadline => {
+                    return Err(RepositoryError::Unavailable(format!(
+                        "the database did not answer within {limit:?}: {err}"
+                    )));
+                }
+                Err(err) => {
+                    tracing::warn!(attempt, error = %err, "waiting for the database");
+                    attempt = attempt.saturating_add(1);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// `work` within the statement timeout: the client's own deadline, for
+    /// when the network stops answering and the server's timeout can't.
+    async fn deadline<T>(
+        &self,
+        work: impl Future<Output = Result<T, RepositoryError>>,
+    ) -> Result<Result<T, RepositoryError>, Late> {
+        tokio::time::timeout(self.statement_timeout, work)
+            .await
+            .map_err(|_| Late(self.statement_timeout))
+    }
+
+    /// The statement timeout the pool's connections run with.
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
+    }
+}
+
+/// A statement that outlived the client's deadline.
+struct Late(Duration);
+
+/// The answer; past the deadline, an error, and the connection is closed
+/// rather than pooled: a reply may still be on its way on it.
+fn discard_if_late<T>(
+    client: Object,
+    answer: Result<Result<T, RepositoryError>, Late>,
+) -> Result<T, RepositoryError> {
+    match answer {
+        Ok(answer) => answer,
+        Err(Late(limit)) => {
+            drop(Object::take(client));
+            Err(RepositoryError::Unavailable(format!(
+                "the database did not answer within {limit:?}"
+            )))
+        }
+    }
+}
+
+async fn prepare(client: &Object, sql: &str) -> Result<tokio_postgres::Statement, RepositoryError> {
+    if client.statement_cache.size() >= MAX_CACHED_STATEMENTS {
+        client.statement_cache.clear();
+    }
+    client.prepare_cached(sql).await.map_err(query_error)
+}
+
+fn pool_error(err: PoolError) -> RepositoryError {
+    match err {
+        PoolError::Timeout(_) => {
+            RepositoryError::Unavailable("no database connection available in time".into())
+        }
+        PoolError::Backend(err) => query_error(err),
+        PoolError::Closed => RepositoryError::Unavailable("the connection pool is closed".into()),
+        other => RepositoryError::Unavailable(format!("cannot get a database connection: {other}")),
+    }
+}
+
+/// Connection trouble and the server's timeouts are worth retrying; the rest
+/// (bad SQL, a schema that doesn't match) is not.
+pub fn query_error(err: tokio_postgres::Error) -> RepositoryError {
+    use tokio_postgres::error::SqlState;
+    let code = err.code().cloned();
+    let message = match err.as_db_error() {
+        Some(db) => format!("database error: {} ({})", db.message(), db.code().code()),
+        None => format!("database connection failed: {err}"),
+    };
+    match code {
+        None => RepositoryError::Unavailable(message),
+        Some(code)
+            if code == SqlState::QUERY_CANCELED
+                || code == SqlState::ADMIN_SHUTDOWN
+                || code == SqlState::CRASH_SHUTDOWN
+                || code == SqlState::CANNOT_CONNECT_NOW
+                || code == SqlState::TOO_MANY_CONNECTIONS
+                || code == SqlState::T_R_SERIALIZATION_FAILURE
+                || code == SqlState::T_R_DEADLOCK_DETECTED
+                || code.code().starts_with("08") =>
+        {
+            RepositoryError::Unavailable(message)
+        }
+        Some(_) => RepositoryError::Internal(message),
+    }
+}
