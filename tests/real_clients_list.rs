@@ -12,8 +12,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::Output;
 
-use common::clients::{all_output, grpcurl, python_with_sdk, run};
-use common::{TestApp, write_temp};
+use common::TestApp;
+use common::clients::{all_output, grpcurl, python_with_sdk, run, run_demo_catalog_script};
 use serde_json::Value;
 
 const SDK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_list.py");
@@ -65,21 +65,7 @@ async fn official_python_sdk_pages_through_the_demo_catalog() {
         return;
     };
     let app = TestApp::demo().await;
-    let catalog = write_temp(image_service::catalog::DEMO_CATALOG_JSON);
-
-    let out = run(
-        python,
-        vec![
-            SDK_SCRIPT.into(),
-            app.grpc_addr.to_string().into(),
-            catalog.path().into(),
-        ],
-    )
-    .await;
-
-    let text = all_output(&out);
-    assert!(out.status.success(), "sdk_list.py failed:\n{text}");
-    assert!(text.contains(" 0 failed"), "unexpected summary:\n{text}");
+    run_demo_catalog_script(python, SDK_SCRIPT, app.grpc_addr.to_string()).await;
     app.stop().await;
 }
 

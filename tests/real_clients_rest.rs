@@ -6,8 +6,8 @@ mod common;
 
 use std::ffi::OsString;
 
-use common::clients::{all_output, curl, python_with_sdk, run};
-use common::{TestApp, write_temp};
+use common::TestApp;
+use common::clients::{all_output, curl, python_with_sdk, run, run_demo_catalog_script};
 use serde_json::Value;
 
 const REST_JSON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/rest_json.py");
@@ -18,19 +18,12 @@ async fn json_is_byte_for_byte_what_the_reference_implementation_prints() {
         return;
     };
     let app = TestApp::demo().await;
-    let catalog = write_temp(image_service::catalog::DEMO_CATALOG_JSON);
-    let out = run(
+    run_demo_catalog_script(
         python,
-        vec![
-            REST_JSON_SCRIPT.into(),
-            format!("http://{}", app.http_addr).into(),
-            catalog.path().into(),
-        ],
+        REST_JSON_SCRIPT,
+        format!("http://{}", app.http_addr),
     )
     .await;
-    let text = all_output(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains(" 0 failed"), "{text}");
 }
 
 async fn curl_json(app: &TestApp, extra: &[&str], path: &str) -> (String, Value) {

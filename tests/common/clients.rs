@@ -81,3 +81,17 @@ pub fn all_output(out: &Output) -> String {
 pub fn curl() -> Option<PathBuf> {
     find_tool("IMAGE_SERVICE_CURL", "curl", &["--version"], "curl")
 }
+
+/// Runs `python SCRIPT ADDR CATALOG` with the demo catalog written to a file,
+/// and asserts the script succeeded with a `... 0 failed` summary line.
+pub async fn run_demo_catalog_script(python: PathBuf, script: &str, addr: String) {
+    let catalog = super::write_temp(image_service::catalog::DEMO_CATALOG_JSON);
+    let out = run(
+        python,
+        vec![script.into(), addr.into(), catalog.path().into()],
+    )
+    .await;
+    let text = all_output(&out);
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    assert!(text.contains(" 0 failed"), "unexpected summary:\n{text}");
+}
