@@ -93,6 +93,20 @@ pub struct ServeArgs {
     /// the remaining connections are closed (e.g. 20s, 500ms).
     #[arg(long, env = "IMAGE_SERVICE_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Calls in flight across both faces; past it a call is refused at once with
+    /// RESOURCE_EXHAUSTED (HTTP 429) rather than queued.
+    #[arg(long, env = "IMAGE_SERVICE_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
+    /// Concurrent HTTP/2 streams per gRPC connection.
+    #[arg(long, env = "IMAGE_SERVICE_GRPC_MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_max_streams: u32,
+
+    /// HTTP/2 keepalive PING interval on gRPC connections (a peer that doesn't
+    /// answer within 10 s is dropped).
+    #[arg(long, env = "IMAGE_SERVICE_HTTP2_KEEPALIVE", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive: Duration,
 }
 
 impl Default for ServeArgs {
@@ -110,6 +124,9 @@ impl Default for ServeArgs {
             access_log: false,
             shutdown_delay: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
+            max_in_flight: 1024,
+            grpc_max_streams: 256,
+            http2_keepalive: Duration::from_secs(30),
         }
     }
 }
@@ -239,6 +256,9 @@ mod tests {
         assert_eq!(parsed.access_log, default.access_log);
         assert_eq!(parsed.shutdown_delay, default.shutdown_delay);
         assert_eq!(parsed.drain_timeout, default.drain_timeout);
+        assert_eq!(parsed.max_in_flight, default.max_in_flight);
+        assert_eq!(parsed.grpc_max_streams, default.grpc_max_streams);
+        assert_eq!(parsed.http2_keepalive, default.http2_keepalive);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A bug or corrupt data on our side.
     #[error("{0}")]
     Internal(String),
+    /// Over a limit (calls in flight); a retry later or elsewhere may succeed.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The method exists in the API but this server does not serve it.
     #[error("{0}")]
     Unimplemented(String),

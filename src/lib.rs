@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod limits;
 pub mod proto;
 pub mod repository;
 pub mod rest;

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
+use crate::limits::{InFlight, InFlightLimitLayer};
 use crate::proto;
 use crate::repository::postgres::{self, Database, DatabaseError};
 use crate::repository::{MemoryRepository, Repositories, RepositoryError};
@@ -72,9 +74,22 @@ pub struct Application {
     health: HealthReporter,
     shutdown_delay: Duration,
     drain_timeout: Duration,
+    limits: GrpcLimits,
     /// Watches the database, when served from one; stops with the server.
     backend_health: Option<BackendHealth>,
 }
+
+/// Connection and load limits of the gRPC listener.
+struct GrpcLimits {
+    in_flight: Arc<InFlight>,
+    grpc_max_streams: u32,
+    http2_keepalive: Duration,
+}
+
+/// A keepalive PING unanswered this long drops the connection.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive on accepted connections, so dead peers are noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 impl Application {
     /// Loads the catalog named in `settings` (or the demo catalog), or connects
@@ -149,7 +164,13 @@ impl Application {
         let pool =
             proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
         let context = RequestContextLayer::new(settings.access_log);
-        let rest = context.layer(RestGateway::new(pool, &SERVED_SERVICES, routes.clone())?);
+        let in_flight = InFlight::new(settings.max_in_flight as usize);
+        let rest = context.layer(RestGateway::new(
+            pool,
+            &SERVED_SERVICES,
+            routes.clone(),
+            in_flight.clone(),
+        )?);
 
         Ok(Self {
             grpc_addr,
@@ -162,6 +183,11 @@ impl Application {
             health,
             shutdown_delay: settings.shutdown_delay,
             drain_timeout: settings.drain_timeout,
+            limits: GrpcLimits {
+                in_flight,
+                grpc_max_streams: settings.grpc_max_streams,
+                http2_keepalive: settings.http2_keepalive,
+            },
             backend_health: None,
         })
     }
@@ -201,7 +227,12 @@ impl Application {
         let (draining, drain_started) = oneshot::channel::<()>();
         let mut grpc_stopped = stopped;
         let serve = Server::builder()
+            .max_concurrent_streams(self.limits.grpc_max_streams)
+            .http2_keepalive_interval(Some(self.limits.http2_keepalive))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .tcp_keepalive(Some(TCP_KEEPALIVE))
             .layer(self.context)
+            .layer(InFlightLimitLayer::new(self.limits.in_flight))
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = grpc_stopped.wait_for(|s| *s).await;

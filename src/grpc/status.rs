@@ -22,6 +22,7 @@ pub fn to_status(err: ApiError, request_id: Option<&RequestId>) -> Status {
         ApiError::NotFound(message) => (Code::NotFound, message),
         ApiError::Unavailable(message) => (Code::Unavailable, message),
         ApiError::Internal(message) => (Code::Internal, message),
+        ApiError::ResourceExhausted(message) => (Code::ResourceExhausted, message),
         ApiError::Unimplemented(message) => (Code::Unimplemented, message),
     };
     Status::with_error_details(code, message, details)

@@ -28,6 +28,7 @@ pub use routes::{RouteError, RouteTable};
 use crate::error::ApiError;
 use crate::grpc::request_context::{GrpcCode, RequestId, request_id_of};
 use crate::grpc::status::to_status;
+use crate::limits::InFlight;
 use routes::NoRoute;
 
 /// Longest request URI accepted (414 beyond).
@@ -49,6 +50,8 @@ struct Shared {
     status: MessageDescriptor,
     /// gRPC services whose health decides readiness.
     served: Vec<String>,
+    /// Shared with the gRPC face: one budget of calls in flight.
+    in_flight: Arc<InFlight>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ impl RestGateway {
         pool: &DescriptorPool,
         services: &[&str],
         grpc: Routes,
+        in_flight: Arc<InFlight>,
     ) -> Result<Self, GatewayError> {
         let table = RouteTable::from_services(pool, services)?;
         let status = pool
@@ -76,6 +80,7 @@ impl RestGateway {
                 grpc,
                 status,
                 served: services.iter().map(|s| (*s).to_owned()).collect(),
+                in_flight,
             }),
         })
     }
@@ -129,6 +134,11 @@ impl Shared {
             (&Method::GET, "/readyz") => return self.readiness(&request_id).await,
             _ => {}
         }
+
+        // Probes above stay answerable when the server is saturated.
+        let Some(_slot) = self.in_flight.try_acquire() else {
+            return fail(StatusCode::TOO_MANY_REQUESTS, self.in_flight.refusal());
+        };
 
         let (route, path_vars) = match self.table.find(request.method(), &path) {
             Ok(found) => found,

@@ -54,7 +54,7 @@ impl TestApp {
         Self::run(app, None)
     }
 
-    async fn start(
+    pub async fn start(
         settings: ServeArgs,
         catalog_file: Option<NamedTempFile>,
         repositories: Option<Repositories>,

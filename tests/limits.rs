@@ -1,0 +1,144 @@
+//! The calls-in-flight cap: past it both faces refuse at once (gRPC
+//! RESOURCE_EXHAUSTED, REST 429) while probes keep answering, and admitted
+//! calls finish normally.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{TestApp, test_settings};
+use image_service::catalog::Catalog;
+use image_service::domain::compute::{ComputeImageQuery, Family};
+use image_service::domain::page::PageRequest;
+use image_service::domain::{FolderId, ImageId};
+use image_service::proto::compute::image_service_client::ImageServiceClient;
+use image_service::proto::compute::{self, GetImageRequest};
+use image_service::repository::{
+    ComputeImageRepository, ListError, MemoryRepository, Page, Repositories, RepositoryError,
+};
+use tokio::sync::Semaphore;
+use tonic::Code;
+
+const ID: &str = "fd824k6uqk9cvi1ise4i";
+
+/// The demo catalog, except that a compute Get waits until the test opens the
+/// gate: a slow backend holding calls in flight.
+struct GatedBackend {
+    gate: Arc<Semaphore>,
+    inner: Arc<MemoryRepository>,
+}
+
+#[async_trait]
+impl ComputeImageRepository for GatedBackend {
+    async fn get_compute_image(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+        let _pass = self.gate.acquire().await;
+        self.inner.get_compute_image(id).await
+    }
+
+    async fn list_compute_images(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<compute::Image>, ListError> {
+        self.inner.list_compute_images(query, page).await
+    }
+
+    async fn latest_compute_image_by_family(
+        &self,
+        folder: &FolderId,
+        family: &Family,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+        self.inner
+            .latest_compute_image_by_family(folder, family)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_limit_calls_are_refused_at_once_on_both_faces() {
+    let memory = Arc::new(MemoryRepository::new(Catalog::demo().unwrap()));
+    let gate = Arc::new(Semaphore::new(0));
+    let backend = Arc::new(GatedBackend {
+        gate: gate.clone(),
+        inner: memory.clone(),
+    });
+    let mut settings = test_settings(None);
+    settings.max_in_flight = 2;
+    let app = TestApp::start(
+        settings,
+        None,
+        Some(Repositories {
+            compute: backend,
+            container: memory,
+        }),
+    )
+    .await;
+    let channel = app.channel().await;
+
+    // Two calls fill the budget and wait in the backend.
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = ImageServiceClient::new(channel.clone());
+            tokio::spawn(async move {
+                client
+                    .get(GetImageRequest {
+                        image_id: ID.into(),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let refused = ImageServiceClient::new(channel.clone())
+        .get(GetImageRequest {
+            image_id: ID.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("limit of 2 calls in flight"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not queued"
+    );
+
+    let rest = reqwest::get(app.http_url(&format!("/compute/v1/images/{ID}")))
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 429);
+    assert!(rest.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = rest.json().await.unwrap();
+    assert_eq!(body["code"], 8);
+
+    // Probes don't count against the budget.
+    let healthz = reqwest::get(app.http_url("/healthz")).await.unwrap();
+    assert_eq!(healthz.status(), 200);
+
+    // The admitted calls finish normally, and their slots come back.
+    gate.add_permits(100);
+    for call in held {
+        assert_eq!(call.await.unwrap().unwrap().into_inner().id, ID);
+    }
+    let again = ImageServiceClient::new(channel)
+        .get(GetImageRequest {
+            image_id: ID.into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.into_inner().id, ID);
+    let rest = reqwest::get(app.http_url(&format!("/compute/v1/images/{ID}")))
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 200);
+}
