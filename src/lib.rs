@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod limits;
+pub mod metrics;
 pub mod proto;
 pub mod repository;
 pub mod rest;

@@ -26,6 +26,7 @@ use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
 use crate::limits::{InFlight, InFlightLimitLayer};
+use crate::metrics::Metrics;
 use crate::proto;
 use crate::repository::postgres::{self, Database, DatabaseError};
 use crate::repository::{MemoryRepository, Repositories, RepositoryError};
@@ -75,6 +76,7 @@ pub struct Application {
     shutdown_delay: Duration,
     drain_timeout: Duration,
     limits: GrpcLimits,
+    metrics: Arc<Metrics>,
     /// Watches the database, when served from one; stops with the server.
     backend_health: Option<BackendHealth>,
 }
@@ -118,8 +120,11 @@ impl Application {
             |p| p.display().to_string(),
         );
         tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
+        let sizes = (catalog.compute_images.len(), catalog.container_images.len());
         let repositories = Repositories::in_memory(MemoryRepository::new(catalog));
-        Self::build_with_repositories(settings, repositories).await
+        let app = Self::build_with_repositories(settings, repositories).await?;
+        app.metrics.set_catalog_size(sizes.0, sizes.1);
+        Ok(app)
     }
 
     /// Builds the server on a database (reachable or not: no waiting, no
@@ -165,12 +170,15 @@ impl Application {
             proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
         let context = RequestContextLayer::new(settings.access_log);
         let in_flight = InFlight::new(settings.max_in_flight as usize);
-        let rest = context.layer(RestGateway::new(
+        let metrics = Arc::new(Metrics::new(pool, &SERVED_SERVICES, in_flight.clone()));
+        let rest = context.clone().layer(RestGateway::new(
             pool,
             &SERVED_SERVICES,
             routes.clone(),
             in_flight.clone(),
+            metrics.clone(),
         )?);
+        let context = context.with_metrics(metrics.clone());
 
         Ok(Self {
             grpc_addr,
@@ -183,6 +191,7 @@ impl Application {
             health,
             shutdown_delay: settings.shutdown_delay,
             drain_timeout: settings.drain_timeout,
+            metrics,
             limits: GrpcLimits {
                 in_flight,
                 grpc_max_streams: settings.grpc_max_streams,

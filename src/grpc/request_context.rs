@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -12,6 +13,8 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::{Level, Span, field};
+
+use crate::metrics::Metrics;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
@@ -65,15 +68,27 @@ pub fn request_id_of(extensions: &http::Extensions) -> Option<&RequestId> {
     extensions.get::<RequestId>()
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct RequestContextLayer {
     /// Log each finished call at INFO (otherwise at DEBUG, off by default).
     access_log: bool,
+    /// Count calls by gRPC method (the gRPC face; the REST gateway counts the
+    /// gRPC calls it makes itself, since only it knows which method a path is).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl RequestContextLayer {
     pub fn new(access_log: bool) -> Self {
-        Self { access_log }
+        Self {
+            access_log,
+            metrics: None,
+        }
+    }
+
+    /// The same layer, counting calls in `metrics` by their gRPC path.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -84,6 +99,7 @@ impl<S> Layer<S> for RequestContextLayer {
         RequestContext {
             inner,
             access_log: self.access_log,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -92,6 +108,7 @@ impl<S> Layer<S> for RequestContextLayer {
 pub struct RequestContext<S> {
     inner: S,
     access_log: bool,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Opens the span of one call at a level chosen at run time (tracing wants a constant).
@@ -138,6 +155,10 @@ where
             call_span!(Level::DEBUG, request, request_id)
         };
         request.extensions_mut().insert(request_id.clone());
+        let metered = self.metrics.as_ref().map(|metrics| {
+            metrics.call_started(request.uri().path());
+            (metrics.clone(), request.uri().clone())
+        });
         let inner = {
             let _entered = span.enter();
             self.inner.call(request)
@@ -148,6 +169,7 @@ where
             request_id,
             started: Instant::now(),
             level,
+            metered,
         }
     }
 }
@@ -160,6 +182,7 @@ pin_project! {
         request_id: RequestId,
         started: Instant,
         level: Level,
+        metered: Option<(Arc<Metrics>, http::Uri)>,
     }
 }
 
@@ -193,6 +216,9 @@ where
                 .headers_mut()
                 .insert(REQUEST_ID_HEADER, this.request_id.header_value().clone());
             this.span.record("code", code);
+            if let Some((metrics, uri)) = this.metered.take() {
+                metrics.call_finished(uri.path(), code, this.started.elapsed());
+            }
             if *this.level == Level::INFO {
                 tracing::info!(parent: &*this.span, code, http_status, latency_us, "call finished");
             } else {

@@ -1,6 +1,8 @@
 //! One unary gRPC call made in-process against the server's own gRPC routes, so
 //! a REST call runs through exactly the code a gRPC call does.
 
+use std::time::Instant;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, header};
 use http_body_util::{BodyExt, Full};
@@ -8,6 +10,7 @@ use tonic::service::Routes;
 use tower::ServiceExt;
 
 use crate::grpc::request_context::RequestId;
+use crate::metrics::Metrics;
 
 /// Request headers a REST caller may send that mean the same to the gRPC call.
 const FORWARDED_HEADERS: [&str; 5] = [
@@ -31,6 +34,21 @@ pub struct Reply {
 
 /// Sends `payload` (an encoded request message) to `grpc_path` on `routes`.
 pub async fn unary(
+    routes: &Routes,
+    grpc_path: &str,
+    payload: &[u8],
+    incoming: &HeaderMap,
+    request_id: &RequestId,
+    metrics: &Metrics,
+) -> Reply {
+    let started = Instant::now();
+    metrics.call_started(grpc_path);
+    let reply = call(routes, grpc_path, payload, incoming, request_id).await;
+    metrics.call_finished(grpc_path, reply.code, started.elapsed());
+    reply
+}
+
+async fn call(
     routes: &Routes,
     grpc_path: &str,
     payload: &[u8],

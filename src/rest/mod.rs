@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::grpc::request_context::{GrpcCode, RequestId, request_id_of};
 use crate::grpc::status::to_status;
 use crate::limits::InFlight;
+use crate::metrics::Metrics;
 use routes::NoRoute;
 
 /// Longest request URI accepted (414 beyond).
@@ -52,6 +53,7 @@ struct Shared {
     served: Vec<String>,
     /// Shared with the gRPC face: one budget of calls in flight.
     in_flight: Arc<InFlight>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ impl RestGateway {
         services: &[&str],
         grpc: Routes,
         in_flight: Arc<InFlight>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, GatewayError> {
         let table = RouteTable::from_services(pool, services)?;
         let status = pool
@@ -81,6 +84,7 @@ impl RestGateway {
                 status,
                 served: services.iter().map(|s| (*s).to_owned()).collect(),
                 in_flight,
+                metrics,
             }),
         })
     }
@@ -132,6 +136,7 @@ impl Shared {
                 return json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec(), 0);
             }
             (&Method::GET, "/readyz") => return self.readiness(&request_id).await,
+            (&Method::GET, "/metrics") => return self.metrics_page(),
             _ => {}
         }
 
@@ -198,6 +203,7 @@ impl Shared {
             &message.encode_to_vec(),
             &parts.headers,
             &request_id,
+            &self.metrics,
         )
         .await;
         if reply.code != 0 {
@@ -221,6 +227,16 @@ impl Shared {
         }
     }
 
+    fn metrics_page(&self) -> Response<RestBody> {
+        let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        response.extensions_mut().insert(GrpcCode(0));
+        response
+    }
+
     /// 200 when every served gRPC service reports SERVING, else 503 naming the others.
     async fn readiness(&self, request_id: &RequestId) -> Response<RestBody> {
         use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
@@ -236,6 +252,7 @@ impl Shared {
                 &probe.encode_to_vec(),
                 &http::HeaderMap::new(),
                 request_id,
+                &self.metrics,
             )
             .await;
             let status = HealthCheckResponse::decode(reply.message).map(|r| r.status);

@@ -1,0 +1,266 @@
+//! Prometheus metrics, exposed at `GET /metrics` on the HTTP listener, under the
+//! conventional gRPC server names so existing dashboards work:
+//! `grpc_server_started_total`, `grpc_server_handled_total` (by code) and
+//! `grpc_server_handling_seconds`, by service and method, for calls of both
+//! faces (a REST call counts as the gRPC call it runs). Plus calls in flight
+//! and the catalog's size.
+//!
+//! The series of every method of the served services are created at start and
+//! kept in an immutable map, so counting a call is a map lookup and a few
+//! atomic increments: no lock on the hot path. Other paths (health,
+//! reflection) go through the registry's families.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use prost_reflect::DescriptorPool;
+
+use crate::limits::InFlight;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    grpc_type: &'static str,
+    grpc_service: String,
+    grpc_method: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandledLabels {
+    grpc_type: &'static str,
+    grpc_service: String,
+    grpc_method: String,
+    grpc_code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: &'static str,
+}
+
+/// The names of google.rpc.Code values, as grpc_code labels carry them.
+const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+fn new_histogram() -> Histogram {
+    // 50 µs to about 3 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.5, 13))
+}
+
+/// The series of one method, resolved once.
+struct MethodSeries {
+    started: Counter,
+    handled: [Counter; 17],
+    seconds: Histogram,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    started: Family<MethodLabels, Counter>,
+    handled: Family<HandledLabels, Counter>,
+    seconds: HistogramFamily,
+    known: HashMap<String, MethodSeries>,
+    in_flight_gauge: Gauge,
+    in_flight: Arc<InFlight>,
+    catalog_images: Family<ApiLabels, Gauge>,
+}
+
+impl Metrics {
+    /// Metrics for the methods of `services` (found in `pool`) and any other path.
+    pub fn new(pool: &DescriptorPool, services: &[&str], in_flight: Arc<InFlight>) -> Self {
+        let mut registry = Registry::default();
+        let started = Family::<MethodLabels, Counter>::default();
+        let handled = Family::<HandledLabels, Counter>::default();
+        let seconds = HistogramFamily::new_with_constructor(new_histogram);
+        let in_flight_gauge = Gauge::default();
+        let catalog_images = Family::<ApiLabels, Gauge>::default();
+        registry.register(
+            "grpc_server_started",
+            "Calls started on the server, by service and method",
+            started.clone(),
+        );
+        registry.register(
+            "grpc_server_handled",
+            "Calls finished on the server, by service, method and code",
+            handled.clone(),
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Time to answer a call, by service and method",
+            seconds.clone(),
+        );
+        registry.register(
+            "image_service_calls_in_flight",
+            "Calls being answered now, both faces",
+            in_flight_gauge.clone(),
+        );
+        registry.register(
+            "image_service_catalog_images",
+            "Images in the served in-memory catalog, by API",
+            catalog_images.clone(),
+        );
+
+        let mut metrics = Self {
+            registry,
+            started,
+            handled,
+            seconds,
+            known: HashMap::new(),
+            in_flight_gauge,
+            in_flight,
+            catalog_images,
+        };
+        for service in services.iter().filter_map(|s| pool.get_service_by_name(s)) {
+            for method in service.methods() {
+                let path = format!("/{}/{}", service.full_name(), method.name());
+                let series = metrics.series(service.full_name(), method.name());
+                metrics.known.insert(path, series);
+            }
+        }
+        metrics
+    }
+
+    fn series(&self, service: &str, method: &str) -> MethodSeries {
+        let labels = MethodLabels {
+            grpc_type: "unary",
+            grpc_service: service.to_owned(),
+            grpc_method: method.to_owned(),
+        };
+        let handled = std::array::from_fn(|code| {
+            self.handled
+                .get_or_create(&HandledLabels {
+                    grpc_type: "unary",
+                    grpc_service: service.to_owned(),
+                    grpc_method: method.to_owned(),
+                    grpc_code: CODE_NAMES[code],
+                })
+                .clone()
+        });
+        MethodSeries {
+            started: self.started.get_or_create(&labels).clone(),
+            handled,
+            seconds: self.seconds.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// A call to the gRPC `path` (`/package.Service/Method`) began.
+    pub fn call_started(&self, path: &str) {
+        match self.known.get(path) {
+            Some(series) => {
+                series.started.inc();
+            }
+            None => {
+                let (service, method) = split_path(path);
+                self.series(service, method).started.inc();
+            }
+        }
+    }
+
+    /// A call to `path` ended with `code` after `elapsed`.
+    pub fn call_finished(&self, path: &str, code: i32, elapsed: Duration) {
+        let index = usize::try_from(code).ok().filter(|i| *i < 17).unwrap_or(2);
+        let observe = |series: &MethodSeries| {
+            series.handled[index].inc();
+            series.seconds.observe(elapsed.as_secs_f64());
+        };
+        match self.known.get(path) {
+            Some(series) => observe(series),
+            None => {
+                let (service, method) = split_path(path);
+                observe(&self.series(service, method));
+            }
+        }
+    }
+
+    /// Records how many images the in-memory catalog serves.
+    pub fn set_catalog_size(&self, compute: usize, container: usize) {
+        for (api, count) in [("compute", compute), ("container_registry", container)] {
+            self.catalog_images
+                .get_or_create(&ApiLabels { api })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The exposition text (OpenMetrics).
+    pub fn render(&self) -> String {
+        self.in_flight_gauge
+            .set(i64::try_from(self.in_flight.in_flight()).unwrap_or(i64::MAX));
+        let mut out = String::with_capacity(16 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("known_methods", &self.known.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `/package.Service/Method` as (service, method); anything else as ("unknown", path).
+fn split_path(path: &str) -> (&str, &str) {
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .unwrap_or(("unknown", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_known_and_other_methods_by_code() {
+        let pool = crate::proto::descriptor_pool().unwrap();
+        let metrics = Metrics::new(
+            pool,
+            &["yandex.cloud.compute.v1.ImageService"],
+            InFlight::new(4),
+        );
+        let get = "/yandex.cloud.compute.v1.ImageService/Get";
+        metrics.call_started(get);
+        metrics.call_finished(get, 5, Duration::from_micros(120));
+        metrics.call_started("/grpc.health.v1.Health/Check");
+        metrics.call_finished("/grpc.health.v1.Health/Check", 0, Duration::from_micros(50));
+        let text = metrics.render();
+        assert!(text.contains(r#"grpc_server_started_total{grpc_type="unary",grpc_service="yandex.cloud.compute.v1.ImageService",grpc_method="Get"} 1"#), "{text}");
+        assert!(text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="yandex.cloud.compute.v1.ImageService",grpc_method="Get",grpc_code="NOT_FOUND"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"grpc_method="Check",grpc_code="OK"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("grpc_server_handling_seconds_bucket"),
+            "{text}"
+        );
+        assert!(text.contains("image_service_calls_in_flight 0"), "{text}");
+    }
+}
