@@ -154,6 +154,12 @@ async fn access_log_writes_one_line_per_call_with_its_fields() {
     request
         .metadata_mut()
         .insert("x-client-request-id", "client-42".parse().unwrap());
+    request.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
     let _ = client.get(request).await;
     drop(client);
     let line = server.wait_for(|l| l["message"] == "call finished");
@@ -164,6 +170,7 @@ async fn access_log_writes_one_line_per_call_with_its_fields() {
     assert_eq!(span["method"], "/yandex.cloud.compute.v1.ImageService/Get");
     assert_eq!(span["image_id"], "fd8doesnotexist");
     assert_eq!(span["client_request_id"], "client-42");
+    assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(span["request_id"].as_str().unwrap().len(), 36);
     assert!(server.terminate().success());
 }

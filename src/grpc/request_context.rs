@@ -58,6 +58,25 @@ fn is_usable_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), so a
+/// call's log lines can be found by the mesh's trace; `None` when malformed.
+pub fn trace_id_of(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let mut parts = text.split('-');
+    let (version, trace_id, parent_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace_id, 32)
+        && trace_id.bytes().any(|b| b != b'0')
+        && hex(parent_id, 16)
+        && hex(flags, 2);
+    valid.then_some(trace_id)
+}
+
 /// The gRPC code a response stands for, set by a face that doesn't speak gRPC
 /// on the wire (REST), for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +142,10 @@ macro_rules! call_span {
                 .headers()
                 .get(CLIENT_REQUEST_ID_HEADER)
                 .and_then(|v| v.to_str().ok()),
+            trace_id = $request
+                .headers()
+                .get(TRACEPARENT_HEADER)
+                .and_then(trace_id_of),
             image_id = field::Empty,
             code = field::Empty,
         )
@@ -226,5 +249,29 @@ where
             }
             response
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_trace_id_of_a_valid_traceparent_only() {
+        let header = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(
+            trace_id_of(&header(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert_eq!(trace_id_of(&header(bad)), None, "{bad}");
+        }
     }
 }
