@@ -38,6 +38,21 @@ struct Args {
     frames: Option<PathBuf>,
 }
 
+/// The catalog file being written, in chunks of whole images.
+struct Output {
+    file: BufWriter<File>,
+    bytes: usize,
+}
+
+impl Output {
+    fn write(&mut self, chunk: &mut String) -> std::io::Result<()> {
+        self.bytes += chunk.len();
+        self.file.write_all(chunk.as_bytes())?;
+        chunk.clear();
+        Ok(())
+    }
+}
+
 /// The image every load run asks for: one in the middle of the list, so the
 /// request is neither the first nor the last entry read.
 fn sample_index(count: u64) -> u64 {
@@ -47,17 +62,12 @@ fn sample_index(count: u64) -> u64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let started = Instant::now();
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&args.out)?);
-    let mut chunk = String::with_capacity(64 << 10);
-    let mut json_bytes = 0usize;
-    let mut flush = |chunk: &mut String| -> std::io::Result<()> {
-        json_bytes += chunk.len();
-        out.write_all(chunk.as_bytes())?;
-        chunk.clear();
-        Ok(())
+    let mut out = Output {
+        file: BufWriter::with_capacity(1 << 20, File::create(&args.out)?),
+        bytes: 0,
     };
+    let mut chunk = String::with_capacity(64 << 10);
 
-    // One image per line keeps the file readable with head/grep.
     let mut compute_proto_bytes = 0usize;
     chunk.push_str("{\"computeImages\":[");
     for i in 0..args.compute {
@@ -66,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         chunk.push_str(if i == 0 { "\n" } else { ",\n" });
         images::compute_image_json(&mut chunk, &image);
         if chunk.len() > 60 << 10 {
-            flush(&mut chunk)?;
+            out.write(&mut chunk)?;
         }
     }
     let mut container_proto_bytes = 0usize;
@@ -77,20 +87,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         chunk.push_str(if i == 0 { "\n" } else { ",\n" });
         images::container_image_json(&mut chunk, &image);
         if chunk.len() > 60 << 10 {
-            flush(&mut chunk)?;
+            out.write(&mut chunk)?;
         }
     }
     chunk.push_str("\n]}\n");
-    flush(&mut chunk)?;
-    drop(flush);
-    out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+    out.write(&mut chunk)?;
+    out.file
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_data()?;
 
     println!("compute_images={}", args.compute);
     println!("container_images={}", args.container);
     println!("layers={}", args.layers);
     println!("compute_proto_bytes={compute_proto_bytes}");
     println!("container_proto_bytes={container_proto_bytes}");
-    println!("json_bytes={json_bytes}");
+    println!("json_bytes={}", out.bytes);
     println!("generate_seconds={:.3}", started.elapsed().as_secs_f64());
 
     if let Some(dir) = &args.frames {
