@@ -66,12 +66,12 @@ fn check_catalog(args: &CheckCatalogArgs) -> ExitCode {
         Err(err) => return fail(&err.to_string()),
     };
     println!("{}: valid, {}", args.file.display(), catalog.summary());
-    let mut folders: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for image in &catalog.compute_images {
+    let mut folders: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for image in catalog.compute_images.iter() {
         *folders
-            .entry(&image.folder_id)
+            .entry(image.folder_id)
             .or_default()
-            .entry(&image.family)
+            .entry(image.family)
             .or_default() += 1;
     }
     for (folder, families) in folders {
@@ -80,14 +80,14 @@ fn check_catalog(args: &CheckCatalogArgs) -> ExitCode {
             let family = if family.is_empty() {
                 "(no family)"
             } else {
-                family
+                &family
             };
             println!("    {family}: {count} images");
         }
     }
-    let mut repositories: BTreeMap<&str, usize> = BTreeMap::new();
-    for image in &catalog.container_images {
-        *repositories.entry(&image.name).or_default() += 1;
+    let mut repositories: BTreeMap<String, usize> = BTreeMap::new();
+    for image in catalog.container_images.iter() {
+        *repositories.entry(image.name).or_default() += 1;
     }
     for (repository, count) in repositories {
         println!("  container repository {repository}: {count} images");

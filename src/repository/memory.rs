@@ -1,36 +1,28 @@
-//! The embedded backend: the whole catalog in hash maps, read without locks.
+//! The embedded backend: the whole catalog in memory, read without locks.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::{ComputeImageRepository, ContainerImageRepository, RepositoryError};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ImageList};
 use crate::domain::ImageId;
 use crate::proto::{compute, container_registry};
 
-type Index<T> = HashMap<Box<str>, Arc<T>, foldhash::fast::RandomState>;
-
-/// An immutable snapshot of a validated catalog, indexed by id.
+/// An immutable snapshot of a validated catalog. The catalog's lists are
+/// already indexed by id and hold each image encoded; a lookup decodes the one
+/// image it returns.
 pub struct MemoryRepository {
-    compute: Index<compute::Image>,
-    container: Index<container_registry::Image>,
+    compute: ImageList<compute::Image>,
+    container: ImageList<container_registry::Image>,
 }
 
 impl MemoryRepository {
-    /// Indexes a catalog. Ids are already known to be unique: [`Catalog`] checked them.
+    /// Serves a catalog. Ids are already known to be unique: [`Catalog`] checked them.
     pub fn new(catalog: Catalog) -> Self {
-        fn index<T>(items: Vec<T>, id: impl Fn(&T) -> &str) -> Index<T> {
-            let mut map = Index::with_capacity_and_hasher(items.len(), Default::default());
-            for item in items {
-                map.insert(id(&item).into(), Arc::new(item));
-            }
-            map
-        }
         Self {
-            compute: index(catalog.compute_images, |i| &i.id),
-            container: index(catalog.container_images, |i| &i.id),
+            compute: catalog.compute_images,
+            container: catalog.container_images,
         }
     }
 
@@ -43,13 +35,26 @@ impl MemoryRepository {
     }
 }
 
+fn lookup<T: prost::Message + Default>(
+    list: &ImageList<T>,
+    id: &ImageId,
+) -> Result<Option<Arc<T>>, RepositoryError> {
+    match list.get(id.as_str()) {
+        Ok(image) => Ok(image.map(Arc::new)),
+        // Only the catalog loader writes these bytes, so this is a bug, not bad input.
+        Err(err) => Err(RepositoryError::Internal(format!(
+            "stored image {id} does not decode: {err}"
+        ))),
+    }
+}
+
 #[async_trait]
 impl ComputeImageRepository for MemoryRepository {
     async fn get_compute_image(
         &self,
         id: &ImageId,
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        Ok(self.compute.get(id.as_str()).cloned())
+        lookup(&self.compute, id)
     }
 }
 
@@ -59,6 +64,6 @@ impl ContainerImageRepository for MemoryRepository {
         &self,
         id: &ImageId,
     ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
-        Ok(self.container.get(id.as_str()).cloned())
+        lookup(&self.container, id)
     }
 }
