@@ -41,8 +41,10 @@ else
   : "${BENCH_PROFILE:=release}" "${BENCH_IMAGES:=100000}" "${BENCH_CONTAINER_IMAGES:=100000}"
   # Many short rounds rather than a few long ones: another job on the machine
   # spoils a round or two, and the median of the per-round ratios shrugs it off.
+  # No warm-up: nothing in a Rust server needs warming, and without one the
+  # server's CPU time divides exactly by the requests h2load counted.
   : "${BENCH_STARTUP_IMAGES:=1000000}" "${BENCH_ROUNDS:=5}" "${BENCH_SECONDS:=6}"
-  : "${BENCH_WARMUP_SECONDS:=1}" "${BENCH_STARTUP_RUNS:=3}"
+  : "${BENCH_WARMUP_SECONDS:=0}" "${BENCH_STARTUP_RUNS:=3}"
 fi
 : "${BENCH_LAYERS:=50}" "${BENCH_DIR:=target/bench}"
 
@@ -246,13 +248,19 @@ fi
 # Runs h2load, fails on any failed, errored, timed-out or non-2xx request, and
 # appends "scenario target round req/s p50_us p99_us requests" to rounds.tsv.
 # p50/p99 come from h2load's per-request log (it prints only mean and sd).
-load() { # scenario target round url h2load-args...
-  local scenario=$1 target=$2 round=$3 url=$4
-  shift 4
+# CPU time (user + system, all threads) a process has used, in microseconds.
+cpu_us() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000000 / hz}' "/proc/$1/stat"; }
+
+load() { # scenario target round pid url h2load-args...
+  local scenario=$1 target=$2 round=$3 pid=$4 url=$5
+  shift 5
   local name=$scenario-$target-$round
   local out=$work/logs/h2load-$name.txt reqlog=$work/logs/h2load-$name.tsv
   rm -f "$reqlog" # h2load appends to an existing log file
+  local cpu_before cpu_after
+  cpu_before=$(cpu_us "$pid")
   h2load "$@" --log-file "$reqlog" "$url" >"$out" 2>&1 || die "h2load failed for $name: $(tail -3 "$out")"
+  cpu_after=$(cpu_us "$pid")
   local rps completed ok failed errored timeout not2xx
   rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out")
   read -r completed ok failed errored timeout < <(awk '/^requests:/ {print $6, $8, $10, $12, $14}' "$out")
@@ -264,8 +272,14 @@ load() { # scenario target round url h2load-args...
   local p50 p99
   read -r p50 p99 < <(cut -f3 "$reqlog" | sort -n | awk '{v[NR] = $1}
     END {i = int(NR * 0.50 + 0.999); j = int(NR * 0.99 + 0.999); print v[i], v[j]}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$target" "$round" "$rps" "$p50" "$p99" "$completed" >>"$rounds_tsv"
-  printf '   %-16s %-8s round %s: %10.0f req/s  p50 %6s us  p99 %6s us\n' "$scenario" "$target" "$round" "$rps" "$p50" "$p99" >&2
+  # The server's CPU time per request: what a request costs, whatever else
+  # runs on the machine (includes the warm-up's requests when there is one).
+  local cpu_per_request
+  cpu_per_request=$(awk -v c=$((cpu_after - cpu_before)) -v n="$completed" 'BEGIN {printf "%.2f", c / n}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$target" "$round" "$rps" "$p50" "$p99" "$completed" \
+    "$cpu_per_request" >>"$rounds_tsv"
+  printf '   %-16s %-8s round %s: %10.0f req/s  p50 %6s us  p99 %6s us  server CPU %6s us/request\n' \
+    "$scenario" "$target" "$round" "$rps" "$p50" "$p99" "$cpu_per_request" >&2
   rm -f "$reqlog"
 }
 
@@ -275,13 +289,13 @@ grpc_args=(-c "$GRPC_CONNS" -m "$GRPC_STREAMS" -H 'content-type: application/grp
 
 for round in $(seq "$BENCH_ROUNDS"); do
   log "round $round of $BENCH_ROUNDS: ceiling, then image-service, for each scenario"
-  load compute-grpc ceiling "$round" "http://$ceiling_grpc$COMPUTE_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
-  load compute-grpc server "$round" "http://$app_grpc$COMPUTE_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
-  load container-grpc ceiling "$round" "http://$ceiling_grpc$CONTAINER_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
-  load container-grpc server "$round" "http://$app_grpc$CONTAINER_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
-  load compute-rest ceiling "$round" "http://$ceiling_rest/compute/v1/images/$cat_compute_sample_id" --h1 -c "$REST_CONNS" "${duration_args[@]}"
+  load compute-grpc ceiling "$round" "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
+  load compute-grpc server "$round" "$app_pid" "http://$app_grpc$COMPUTE_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
+  load container-grpc ceiling "$round" "$ceiling_grpc_pid" "http://$ceiling_grpc$CONTAINER_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
+  load container-grpc server "$round" "$app_pid" "http://$app_grpc$CONTAINER_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
+  load compute-rest ceiling "$round" "$ceiling_rest_pid" "http://$ceiling_rest/compute/v1/images/$cat_compute_sample_id" --h1 -c "$REST_CONNS" "${duration_args[@]}"
   if [[ $rest_face == yes ]]; then
-    load compute-rest server "$round" "http://127.0.0.1:$rest_port/compute/v1/images/$cat_compute_sample_id" --h1 -c "$REST_CONNS" "${duration_args[@]}"
+    load compute-rest server "$round" "$app_pid" "http://127.0.0.1:$rest_port/compute/v1/images/$cat_compute_sample_id" --h1 -c "$REST_CONNS" "${duration_args[@]}"
   fi
 done
 
@@ -308,8 +322,8 @@ half_args=(-c "$HALF_CONNS" -r 1 --rate-period 1ms --rps $((half_rate / HALF_CON
   -m "$GRPC_STREAMS" -H 'content-type: application/grpc' -H 'te: trailers' -d "$frames/compute-get.req")
 for round in $(seq "$BENCH_ROUNDS"); do
   log "half load ($half_rate req/s), round $round of $BENCH_ROUNDS"
-  load compute-half ceiling "$round" "http://$ceiling_grpc$COMPUTE_GET" "${half_args[@]}"
-  load compute-half server "$round" "http://$app_grpc$COMPUTE_GET" "${half_args[@]}"
+  load compute-half ceiling "$round" "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "${half_args[@]}"
+  load compute-half server "$round" "$app_pid" "http://$app_grpc$COMPUTE_GET" "${half_args[@]}"
 done
 
 log "checking the answers again after the load"
@@ -373,6 +387,14 @@ throughput_row() { # scenario label target-ratio
     "${3:+≥ $3 × ceiling}" "$([[ -n $3 ]] && verdict "$r" '>=' "$3" || echo "-")"
 }
 
+cpu_row() { # scenario label
+  local s c
+  s=$(median "$1" server 8)
+  c=$(median "$1" ceiling 8)
+  [[ -z $s ]] && { printf '| %s | n/a | %s µs | | | |\n' "$2" "$c"; return; }
+  printf '| %s | %s µs | %s µs | %s | | |\n' "$2" "$s" "$c" "$(awk -v x="$(ratio_median "$1" 8)" 'BEGIN {printf "%.2f", x}')"
+}
+
 latency_row() { # scenario label [p99 target us]
   local s50 s99 c50 c99
   s50=$(median "$1" server 5) s99=$(median "$1" server 6)
@@ -390,10 +412,13 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
   echo "|---|---|---|---|---|---|"
   throughput_row compute-grpc "compute Get, gRPC, $GRPC_CONNS conns × $GRPC_STREAMS streams: throughput" 0.90
   latency_row compute-grpc "compute Get, gRPC, same load: p50 / p99"
+  cpu_row compute-grpc "compute Get, gRPC, same load: server CPU time per request"
   throughput_row container-grpc "container registry Get ($BENCH_LAYERS layers), gRPC, $GRPC_CONNS × $GRPC_STREAMS: throughput" ""
   latency_row container-grpc "container registry Get, same load: p50 / p99"
+  cpu_row container-grpc "container registry Get, same load: server CPU time per request"
   throughput_row compute-rest "compute Get, REST (HTTP/1.1 keep-alive, $REST_CONNS conns): throughput" 0.70
   latency_row compute-rest "compute Get, REST, same load: p50 / p99"
+  cpu_row compute-rest "compute Get, REST, same load: server CPU time per request"
   latency_row compute-half "compute Get, gRPC, at half load ($(fmt_int "$half_rate") req/s, both): p50 / p99" 1000
   printf '| catalog start-up, %s compute images (launch → "serving gRPC"; CPU time of all threads) | %s s (CPU %s s) | | | ≤ 5 s | %s |\n' \
     "$(fmt_int "$BENCH_STARTUP_IMAGES")" "$(awk -v x="$startup_ms" 'BEGIN {printf "%.2f", x / 1000}')" \
