@@ -4,14 +4,15 @@
 //! A million compute images take about 205 MB encoded, but about 1.4 GB as
 //! prost structs (a heap allocation per string, a B-tree node per label map, an
 //! `Arc` and a boxed key per entry). Kept encoded, the whole list costs its
-//! protobuf size plus about 40 bytes per image, and a lookup decodes the one
-//! image it returns (a few hundred nanoseconds, about what cloning the struct
-//! cost before).
+//! protobuf size plus about 40 bytes per image. A lookup hands out the stored
+//! bytes (a reference-counted slice: what the gRPC face sends as it is) or
+//! decodes the one image it returns.
 
 use std::fmt;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 
+use bytes::Bytes;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use prost::{DecodeError, Message};
@@ -19,7 +20,7 @@ use prost::{DecodeError, Message};
 /// Images of one type, in catalog order, found by id in constant time.
 pub struct ImageList<T> {
     /// Every image encoded as protobuf, back to back.
-    encoded: Vec<u8>,
+    encoded: Bytes,
     /// Where image `i` ends in `encoded` (it starts where image `i - 1` ends).
     encoded_ends: Vec<usize>,
     /// Every id, back to back, and where id `i` ends.
@@ -46,21 +47,87 @@ impl<T: Message + Default> ImageList<T> {
     pub(crate) fn from_chunks(chunks: Vec<EncodedImages>) -> Result<Self, Duplicate> {
         // Sized once: no reallocation (and no doubled peak) while appending.
         let total = |size: fn(&EncodedImages) -> usize| chunks.iter().map(size).sum::<usize>();
-        let mut list = Self {
+        let mut list = Builder {
             encoded: Vec::with_capacity(total(|c| c.encoded.len())),
             encoded_ends: Vec::with_capacity(total(EncodedImages::len)),
             ids: String::with_capacity(total(|c| c.ids.len())),
             id_ends: Vec::with_capacity(total(EncodedImages::len)),
             index: HashTable::with_capacity(total(EncodedImages::len)),
-            ..Self::default()
+            hasher: foldhash::fast::RandomState::default(),
         };
         // Each run is dropped once copied, so at most one is held twice.
         for chunk in chunks {
             list.append(&chunk)?;
         }
-        Ok(list)
+        Ok(Self {
+            encoded: Bytes::from(list.encoded),
+            encoded_ends: list.encoded_ends,
+            ids: list.ids,
+            id_ends: list.id_ends,
+            index: list.index,
+            hasher: list.hasher,
+            _images: PhantomData,
+        })
     }
 
+    pub fn len(&self) -> usize {
+        self.id_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.id_ends.is_empty()
+    }
+
+    fn position(&self, id: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        let found = self
+            .index
+            .find(hash, |&p| id_at(&self.ids, &self.id_ends, p as usize) == id);
+        found.map(|&p| p as usize)
+    }
+
+    /// The image with this id, decoded.
+    pub fn get(&self, id: &str) -> Result<Option<T>, DecodeError> {
+        self.position(id)
+            .map(|position| self.decode_at(position))
+            .transpose()
+    }
+
+    /// The image with this id as stored: its protobuf encoding, not copied.
+    pub fn get_encoded(&self, id: &str) -> Option<Bytes> {
+        self.position(id)
+            .map(|position| self.encoded.slice(span(&self.encoded_ends, position)))
+    }
+
+    fn decode_at(&self, position: usize) -> Result<T, DecodeError> {
+        T::decode(&self.encoded[span(&self.encoded_ends, position)])
+    }
+
+    /// Every image in catalog order, decoded one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        (0..self.len()).map(|position| {
+            self.decode_at(position)
+                .expect("the list holds only images it encoded itself")
+        })
+    }
+
+    /// The size of all images encoded as protobuf.
+    pub fn encoded_size(&self) -> usize {
+        self.encoded.len()
+    }
+}
+
+/// An [`ImageList`] being filled.
+struct Builder {
+    encoded: Vec<u8>,
+    encoded_ends: Vec<usize>,
+    ids: String,
+    id_ends: Vec<usize>,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Builder {
     fn append(&mut self, chunk: &EncodedImages) -> Result<(), Duplicate> {
         for i in 0..chunk.len() {
             let id = id_at(&chunk.ids, &chunk.id_ends, i);
@@ -92,46 +159,12 @@ impl<T: Message + Default> ImageList<T> {
         }
         Ok(())
     }
-
-    pub fn len(&self) -> usize {
-        self.id_ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.id_ends.is_empty()
-    }
-
-    /// The image with this id, decoded.
-    pub fn get(&self, id: &str) -> Result<Option<T>, DecodeError> {
-        let hash = self.hasher.hash_one(id);
-        let found = self
-            .index
-            .find(hash, |&p| id_at(&self.ids, &self.id_ends, p as usize) == id);
-        found.map(|&p| self.decode_at(p as usize)).transpose()
-    }
-
-    fn decode_at(&self, position: usize) -> Result<T, DecodeError> {
-        T::decode(&self.encoded[span(&self.encoded_ends, position)])
-    }
-
-    /// Every image in catalog order, decoded one at a time.
-    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        (0..self.len()).map(|position| {
-            self.decode_at(position)
-                .expect("the list holds only images it encoded itself")
-        })
-    }
-
-    /// The size of all images encoded as protobuf.
-    pub fn encoded_size(&self) -> usize {
-        self.encoded.len()
-    }
 }
 
 impl<T> Default for ImageList<T> {
     fn default() -> Self {
         Self {
-            encoded: Vec::new(),
+            encoded: Bytes::new(),
             encoded_ends: Vec::new(),
             ids: String::new(),
             id_ends: Vec::new(),
@@ -247,6 +280,8 @@ mod tests {
         assert_eq!(list.get("ccc").unwrap(), Some(c.clone()));
         assert_eq!(list.get("b").unwrap(), None);
         assert_eq!(list.get("").unwrap(), None);
+        assert_eq!(list.get_encoded("bb"), Some(Bytes::from(b.encode_to_vec())));
+        assert_eq!(list.get_encoded("b"), None);
         assert_eq!(list.iter().collect::<Vec<_>>(), vec![a, b, c]);
     }
 
