@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{NOT_YET, READ_ONLY, get_image, request_id, unimplemented};
+use super::{EncodedGet, NOT_YET, READ_ONLY, get_image, request_id, unimplemented, unwrap_image};
 use crate::proto::compute::image_service_server::{ImageService, ImageServiceServer};
 use crate::proto::compute::{
     CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest, GetImageRequest, Image,
@@ -24,9 +24,21 @@ pub struct ComputeImages {
     repository: Arc<dyn ComputeImageRepository>,
 }
 
+/// The compute ImageService, its Get answered with the stored encoding.
+pub type ComputeImagesServer = EncodedGet<ImageServiceServer<ComputeImages>, GetImageRequest>;
+
 impl ComputeImages {
-    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self { repository })
+    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ComputeImagesServer {
+        let lookup = repository.clone();
+        EncodedGet::new(
+            ImageServiceServer::new(Self { repository }),
+            "/yandex.cloud.compute.v1.ImageService/Get",
+            |request: GetImageRequest| request.image_id,
+            Arc::new(move |id| {
+                let repository = lookup.clone();
+                Box::pin(async move { repository.get_compute_image_encoded(&id).await })
+            }),
+        )
     }
 }
 
@@ -36,7 +48,7 @@ impl ImageService for ComputeImages {
         let request_id = request_id(&request);
         let raw_id = request.into_inner().image_id;
         get_image(request_id, raw_id, |id| async move {
-            self.repository.get_compute_image(&id).await
+            unwrap_image(self.repository.get_compute_image(&id).await)
         })
         .await
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{NOT_YET, READ_ONLY, get_image, request_id, unimplemented};
+use super::{EncodedGet, NOT_YET, READ_ONLY, get_image, request_id, unimplemented, unwrap_image};
 use crate::proto::container_registry::image_service_server::{ImageService, ImageServiceServer};
 use crate::proto::container_registry::{
     DeleteImageRequest, GetImageRequest, Image, ListImagesRequest, ListImagesResponse,
@@ -18,9 +18,22 @@ pub struct ContainerRegistryImages {
     repository: Arc<dyn ContainerImageRepository>,
 }
 
+/// The Container Registry ImageService, its Get answered with the stored encoding.
+pub type ContainerRegistryImagesServer =
+    EncodedGet<ImageServiceServer<ContainerRegistryImages>, GetImageRequest>;
+
 impl ContainerRegistryImages {
-    pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self { repository })
+    pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ContainerRegistryImagesServer {
+        let lookup = repository.clone();
+        EncodedGet::new(
+            ImageServiceServer::new(Self { repository }),
+            "/yandex.cloud.containerregistry.v1.ImageService/Get",
+            |request: GetImageRequest| request.image_id,
+            Arc::new(move |id| {
+                let repository = lookup.clone();
+                Box::pin(async move { repository.get_container_image_encoded(&id).await })
+            }),
+        )
     }
 }
 
@@ -37,7 +50,7 @@ impl ImageService for ContainerRegistryImages {
         let request_id = request_id(&request);
         let raw_id = request.into_inner().image_id;
         get_image(request_id, raw_id, |id| async move {
-            self.repository.get_container_image(&id).await
+            unwrap_image(self.repository.get_container_image(&id).await)
         })
         .await
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{ComputeImageRepository, ContainerImageRepository, RepositoryError};
 use crate::catalog::{Catalog, ImageList};
@@ -10,8 +11,8 @@ use crate::domain::ImageId;
 use crate::proto::{compute, container_registry};
 
 /// An immutable snapshot of a validated catalog. The catalog's lists are
-/// already indexed by id and hold each image encoded; a lookup decodes the one
-/// image it returns.
+/// already indexed by id and hold each image encoded: the encoded lookups hand
+/// out the stored bytes, the others decode the one image they return.
 pub struct MemoryRepository {
     compute: ImageList<compute::Image>,
     container: ImageList<container_registry::Image>,
@@ -56,6 +57,13 @@ impl ComputeImageRepository for MemoryRepository {
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
         lookup(&self.compute, id)
     }
+
+    async fn get_compute_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        Ok(self.compute.get_encoded(id.as_str()))
+    }
 }
 
 #[async_trait]
@@ -65,5 +73,12 @@ impl ContainerImageRepository for MemoryRepository {
         id: &ImageId,
     ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
         lookup(&self.container, id)
+    }
+
+    async fn get_container_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        Ok(self.container.get_encoded(id.as_str()))
     }
 }

@@ -7,6 +7,8 @@ mod memory;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use prost::Message;
 
 pub use memory::MemoryRepository;
 
@@ -30,6 +32,17 @@ pub trait ComputeImageRepository: Send + Sync + 'static {
         &self,
         id: &ImageId,
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
+
+    /// The image encoded as protobuf, for a face that sends it as it is. A
+    /// backend that stores images encoded overrides this to skip decoding and
+    /// re-encoding them.
+    async fn get_compute_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        let image = self.get_compute_image(id).await?;
+        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
 }
 
 #[async_trait]
@@ -38,6 +51,15 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
         &self,
         id: &ImageId,
     ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError>;
+
+    /// The image encoded as protobuf; see [`ComputeImageRepository::get_compute_image_encoded`].
+    async fn get_container_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        let image = self.get_container_image(id).await?;
+        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
 }
 
 /// The backends behind both APIs, shared by every face and connection.
