@@ -413,7 +413,7 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
   throughput_row compute-grpc "compute Get, gRPC, $GRPC_CONNS conns × $GRPC_STREAMS streams: throughput" 0.90
   latency_row compute-grpc "compute Get, gRPC, same load: p50 / p99"
   cpu_row compute-grpc "compute Get, gRPC, same load: server CPU time per request"
-  throughput_row container-grpc "container registry Get ($BENCH_LAYERS layers), gRPC, $GRPC_CONNS × $GRPC_STREAMS: throughput" ""
+  throughput_row container-grpc "container registry Get ($BENCH_LAYERS layers), gRPC, $GRPC_CONNS × $GRPC_STREAMS: throughput" 0.90
   latency_row container-grpc "container registry Get, same load: p50 / p99"
   cpu_row container-grpc "container registry Get, same load: server CPU time per request"
   throughput_row compute-rest "compute Get, REST (HTTP/1.1 keep-alive, $REST_CONNS conns): throughput" 0.70
