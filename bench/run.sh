@@ -11,7 +11,7 @@
 # machine is small and shared: absolute numbers move with whatever else runs,
 # the ratio much less.
 #
-# Usage: bench/run.sh            full run (100,000 images, 5 rounds of 6 s; ~8 min)
+# Usage: bench/run.sh            full run (100,000 images, 9 rounds of 3 s; ~8 min)
 #        bench/run.sh --smoke    tiny catalogs, 1 s per run, 1 round (for CI)
 # Knobs (environment): BENCH_IMAGES, BENCH_CONTAINER_IMAGES, BENCH_LAYERS,
 # BENCH_STARTUP_IMAGES, BENCH_ROUNDS, BENCH_SECONDS, BENCH_WARMUP_SECONDS,
@@ -43,7 +43,7 @@ else
   # spoils a round or two, and the median of the per-round ratios shrugs it off.
   # No warm-up: nothing in a Rust server needs warming, and without one the
   # server's CPU time divides exactly by the requests h2load counted.
-  : "${BENCH_STARTUP_IMAGES:=1000000}" "${BENCH_ROUNDS:=5}" "${BENCH_SECONDS:=6}"
+  : "${BENCH_STARTUP_IMAGES:=1000000}" "${BENCH_ROUNDS:=9}" "${BENCH_SECONDS:=3}"
   : "${BENCH_WARMUP_SECONDS:=0}" "${BENCH_STARTUP_RUNS:=3}"
 fi
 : "${BENCH_LAYERS:=50}" "${BENCH_DIR:=target/bench}"
@@ -232,6 +232,10 @@ check_all() {
   fi
 }
 
+# The machine's load average (others' jobs included) before and after the load
+# runs, printed with the table as a hint of how noisy the figures are.
+loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
 log "checking that every target answers the benchmark requests with the real image"
 check_all
 # A second, independent client: grpcurl through reflection, when it's around.
@@ -287,16 +291,32 @@ duration_args=(-D "$BENCH_SECONDS")
 ((BENCH_WARMUP_SECONDS > 0)) && duration_args+=(--warm-up-time "$BENCH_WARMUP_SECONDS")
 grpc_args=(-c "$GRPC_CONNS" -m "$GRPC_STREAMS" -H 'content-type: application/grpc' -H 'te: trailers')
 
-for round in $(seq "$BENCH_ROUNDS"); do
-  log "round $round of $BENCH_ROUNDS: ceiling, then image-service, for each scenario"
-  load compute-grpc ceiling "$round" "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
-  load compute-grpc server "$round" "$app_pid" "http://$app_grpc$COMPUTE_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
-  load container-grpc ceiling "$round" "$ceiling_grpc_pid" "http://$ceiling_grpc$CONTAINER_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
-  load container-grpc server "$round" "$app_pid" "http://$app_grpc$CONTAINER_GET" "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
-  load compute-rest ceiling "$round" "$ceiling_rest_pid" "http://$ceiling_rest/compute/v1/images/$cat_compute_sample_id" --h1 -c "$REST_CONNS" "${duration_args[@]}"
-  if [[ $rest_face == yes ]]; then
-    load compute-rest server "$round" "$app_pid" "http://127.0.0.1:$rest_port/compute/v1/images/$cat_compute_sample_id" --h1 -c "$REST_CONNS" "${duration_args[@]}"
+# One scenario's pair of runs, ceiling first in odd rounds and image-service
+# first in even ones, so a trend in the machine's load favours neither.
+pair() { # round scenario ceiling-pid ceiling-url server-pid server-url h2load-args...
+  local round=$1 scenario=$2 cpid=$3 curl=$4 spid=$5 surl=$6
+  shift 6
+  if ((round % 2)); then
+    load "$scenario" ceiling "$round" "$cpid" "$curl" "$@"
+    [[ -n $spid ]] && load "$scenario" server "$round" "$spid" "$surl" "$@"
+  else
+    [[ -n $spid ]] && load "$scenario" server "$round" "$spid" "$surl" "$@"
+    load "$scenario" ceiling "$round" "$cpid" "$curl" "$@"
   fi
+  return 0
+}
+
+rest_path=/compute/v1/images/$cat_compute_sample_id
+rest_server_pid= # empty: no REST face, so only the ceiling runs
+if [[ $rest_face == yes ]]; then rest_server_pid=$app_pid; fi
+for round in $(seq "$BENCH_ROUNDS"); do
+  log "round $round of $BENCH_ROUNDS: ceiling and image-service, for each scenario"
+  pair "$round" compute-grpc "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "$app_pid" "http://$app_grpc$COMPUTE_GET" \
+    "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-get.req"
+  pair "$round" container-grpc "$ceiling_grpc_pid" "http://$ceiling_grpc$CONTAINER_GET" "$app_pid" "http://$app_grpc$CONTAINER_GET" \
+    "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
+  pair "$round" compute-rest "$ceiling_rest_pid" "http://$ceiling_rest$rest_path" "$rest_server_pid" "http://127.0.0.1:${rest_port:-0}$rest_path" \
+    --h1 -c "$REST_CONNS" "${duration_args[@]}"
 done
 
 # Column COL (4 rps, 5 p50, 6 p99) of SCENARIO/TARGET rounds: the median.
@@ -322,10 +342,10 @@ half_args=(-c "$HALF_CONNS" -r 1 --rate-period 1ms --rps $((half_rate / HALF_CON
   -m "$GRPC_STREAMS" -H 'content-type: application/grpc' -H 'te: trailers' -d "$frames/compute-get.req")
 for round in $(seq "$BENCH_ROUNDS"); do
   log "half load ($half_rate req/s), round $round of $BENCH_ROUNDS"
-  load compute-half ceiling "$round" "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "${half_args[@]}"
-  load compute-half server "$round" "$app_pid" "http://$app_grpc$COMPUTE_GET" "${half_args[@]}"
+  pair "$round" compute-half "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "$app_pid" "http://$app_grpc$COMPUTE_GET" "${half_args[@]}"
 done
 
+loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
 log "checking the answers again after the load"
 check_all
 stop_process "$app_pid"
@@ -437,10 +457,11 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
 {
   echo
   echo "image-service benchmark ($mode): $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "load average (1, 5, 15 min) before the load runs: $loadavg_before; after: $loadavg_after"
   echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr); $(h2load --version | head -1)"
   echo "catalog: $(fmt_int "$BENCH_IMAGES") compute images ($(mib "$cat_compute_proto_bytes") MiB as protobuf, sample $cat_compute_sample_proto_bytes B)," \
     "$(fmt_int "$BENCH_CONTAINER_IMAGES") container registry images (sample $cat_container_sample_proto_bytes B);" \
-    "medians of $BENCH_ROUNDS rounds of ${BENCH_SECONDS} s, ceiling and server alternating;" \
+    "medians of $BENCH_ROUNDS rounds of ${BENCH_SECONDS} s, ceiling and server back to back, in turn first;" \
     "ratio = median of the per-round ratios"
   echo
   cat "$work/table.md"
