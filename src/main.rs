@@ -143,12 +143,12 @@ fn check_catalog(args: &CheckCatalogArgs) -> ExitCode {
         Err(err) => return fail(&err.to_string()),
     };
     println!("{}: valid, {}", args.file.display(), catalog.summary());
-    let mut folders: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for image in &catalog.compute_images {
+    let mut folders: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for image in catalog.compute_images.iter() {
         *folders
-            .entry(&image.folder_id)
+            .entry(image.folder_id)
             .or_default()
-            .entry(&image.family)
+            .entry(image.family)
             .or_default() += 1;
     }
     for (folder, families) in folders {
@@ -157,26 +157,26 @@ fn check_catalog(args: &CheckCatalogArgs) -> ExitCode {
             let family = if family.is_empty() {
                 "(no family)"
             } else {
-                family
+                &family
             };
             println!("    {family}: {count} images");
         }
     }
-    let mut repositories: BTreeMap<&str, usize> = BTreeMap::new();
-    for image in &catalog.container_images {
-        *repositories.entry(&image.name).or_default() += 1;
+    let mut repositories: BTreeMap<String, usize> = BTreeMap::new();
+    for image in catalog.container_images.iter() {
+        *repositories.entry(image.name).or_default() += 1;
     }
     for (repository, count) in repositories {
         println!("  container repository {repository}: {count} images");
     }
-    let mut per_registry: BTreeMap<&str, usize> = BTreeMap::new();
-    for image in &catalog.container_images {
+    let mut per_registry: BTreeMap<String, usize> = BTreeMap::new();
+    for image in catalog.container_images.iter() {
         if let Some(registry) = registry_of(&image.name) {
-            *per_registry.entry(registry).or_default() += 1;
+            *per_registry.entry(registry.to_owned()).or_default() += 1;
         }
     }
     for registry in &catalog.container_registries {
-        let count = per_registry.get(registry.id.as_str()).copied().unwrap_or(0);
+        let count = per_registry.get(&registry.id).copied().unwrap_or(0);
         println!(
             "  container registry {} in folder {}: {count} images",
             registry.id, registry.folder_id

@@ -14,8 +14,8 @@ use image_service::proto::compute::{
     GetImageLatestByFamilyRequest, Image, ListImagesRequest, ListImagesResponse,
 };
 use list_support::{
-    AWKWARD_NAME, BIG_FOLDER, FAMILIES, assert_invalid, big_compute_catalog, compute_reference,
-    repositories,
+    AWKWARD_NAME, BIG_FOLDER, FAMILIES, assert_invalid, big_compute_catalog, compute_list,
+    compute_reference, repositories,
 };
 use prost_types::Timestamp;
 use tonic::transport::Channel;
@@ -25,7 +25,7 @@ type Client = ImageServiceClient<Channel>;
 
 async fn big_app() -> TestApp {
     TestApp::with_repositories(repositories(Catalog {
-        compute_images: big_compute_catalog(),
+        compute_images: compute_list(big_compute_catalog()),
         ..Catalog::default()
     }))
     .await
@@ -483,7 +483,7 @@ async fn a_token_whose_image_is_gone_is_refused_clearly() {
 
     let without: Vec<Image> = catalog.iter().filter(|i| i.id != gone).cloned().collect();
     let other = TestApp::with_repositories(repositories(Catalog {
-        compute_images: without,
+        compute_images: compute_list(without),
         ..Catalog::default()
     }))
     .await;
@@ -561,7 +561,7 @@ async fn latest_by_family_is_the_newest_ready_image_ties_by_id() {
     use ImageStatus::{Creating, Deleting, Error, Ready};
     let folder = "b1gfamilyf0lder00000";
     let app = TestApp::with_repositories(repositories(Catalog {
-        compute_images: vec![
+        compute_images: compute_list(vec![
             image("fd8old", folder, "tie-family", Ready, 100, 0),
             image("fd8tie2", folder, "tie-family", Ready, 200, 0),
             image("fd8tie1", folder, "tie-family", Ready, 200, 0),
@@ -583,7 +583,7 @@ async fn latest_by_family_is_the_newest_ready_image_ties_by_id() {
             image("fd8z", folder, "nano-family", Ready, 200, 1),
             image("fd8never", folder, "never-ready", Creating, 100, 0),
             image("fd8never2", folder, "never-ready", Error, 200, 0),
-        ],
+        ]),
         ..Catalog::default()
     }))
     .await;

@@ -26,7 +26,7 @@ async fn app() -> TestApp {
 }
 
 fn catalog_images() -> Vec<Image> {
-    container_catalog().container_images
+    container_catalog().container_images.iter().collect()
 }
 
 #[derive(Default, Clone)]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image_service::catalog::Catalog;
+use image_service::catalog::{Catalog, ImageList};
 use image_service::grpc::compute::ComputeImages;
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::compute::image_service_server::ImageService;
@@ -59,9 +59,9 @@ fn catalog() -> Catalog {
             }),
             ..Default::default()
         })
-        .collect();
+        .collect::<Vec<Image>>();
     Catalog {
-        compute_images,
+        compute_images: ImageList::from_images(compute_images, |i| &i.id).expect("unique ids"),
         ..Catalog::default()
     }
 }

@@ -10,7 +10,7 @@ mod list_support;
 mod pg_support;
 
 use common::TestApp;
-use image_service::catalog::Catalog;
+use image_service::catalog::{Catalog, ImageList};
 use image_service::proto::{compute, container_registry};
 use image_service::repository::postgres::{self, ImportMode};
 use list_support::{
@@ -25,9 +25,11 @@ type ContainerClient = container_registry::image_service_client::ImageServiceCli
 
 fn catalog() -> Catalog {
     let mut catalog = Catalog::demo().expect("demo catalog");
-    catalog.compute_images.extend(big_compute_catalog());
+    let compute = catalog.compute_images.iter().chain(big_compute_catalog());
+    catalog.compute_images = ImageList::from_images(compute, |i| &i.id).expect("unique ids");
     let containers = container_catalog();
-    catalog.container_images.extend(containers.container_images);
+    let container = (catalog.container_images.iter()).chain(containers.container_images.iter());
+    catalog.container_images = ImageList::from_images(container, |i| &i.id).expect("unique ids");
     catalog
         .container_registries
         .extend(containers.container_registries);

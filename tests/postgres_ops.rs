@@ -11,13 +11,13 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{TestApp, test_settings, write_temp};
-use image_service::catalog::Catalog;
+use image_service::catalog::{Catalog, ImageList};
 use image_service::config::ServeArgs;
-use image_service::proto::compute;
 use image_service::proto::compute::image_service_client::ImageServiceClient;
+use image_service::proto::{compute, container_registry};
 use image_service::repository::postgres::{self, Database, ImportMode};
 use image_service::startup::{Application, SERVED_SERVICES};
-use list_support::{BIG_FOLDER, big_compute_catalog};
+use list_support::{BIG_FOLDER, big_compute_catalog, compute_list};
 use pg_support::{Mode, Proxy, TestSchema, closed_port, database_addr, quick_pool, url_via};
 use tonic::Code;
 use tonic_health::pb::health_client::HealthClient;
@@ -149,10 +149,14 @@ async fn import_validates_and_is_all_or_nothing() {
         update.path().to_str().expect("path"),
     ]));
     let merged = Catalog::from_json("export", &export_text(&schema.url)).expect("valid export");
-    let names: Vec<(&str, &str)> = merged
+    let names: Vec<(String, String)> = merged
         .compute_images
         .iter()
-        .map(|i| (i.id.as_str(), i.name.as_str()))
+        .map(|i| (i.id, i.name))
+        .collect();
+    let names: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(i, n)| (i.as_str(), n.as_str()))
         .collect();
     assert_eq!(
         names,
@@ -188,12 +192,15 @@ async fn export_round_trips_exactly() {
         return;
     };
     let mut catalog = Catalog::demo().expect("demo");
-    catalog.compute_images.extend(big_compute_catalog());
-    catalog.compute_images.extend(
+    let mut compute: Vec<compute::Image> = catalog.compute_images.iter().collect();
+    compute.extend(big_compute_catalog());
+    compute.extend(
         Catalog::from_json("small", SMALL)
             .expect("valid")
-            .compute_images,
+            .compute_images
+            .iter(),
     );
+    catalog.compute_images = compute_list(compute);
     let database = first.migrated().await;
     postgres::import_catalog(&database, &catalog, ImportMode::Replace)
         .await
@@ -214,8 +221,13 @@ async fn export_round_trips_exactly() {
 
     // The same images, in id order, field for field (nanoseconds, labels, ...).
     let mut expected = catalog.clone();
-    expected.compute_images.sort_by(|a, b| a.id.cmp(&b.id));
-    expected.container_images.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut compute: Vec<compute::Image> = expected.compute_images.iter().collect();
+    compute.sort_by(|a, b| a.id.cmp(&b.id));
+    expected.compute_images = compute_list(compute);
+    let mut container: Vec<_> = expected.container_images.iter().collect();
+    container.sort_by(|a, b| a.id.cmp(&b.id));
+    expected.container_images =
+        ImageList::from_images(container, |i: &container_registry::Image| &i.id).expect("unique");
     expected
         .container_registries
         .sort_by(|a, b| a.id.cmp(&b.id));
@@ -429,7 +441,7 @@ async fn a_page_token_whose_image_is_gone_is_refused() {
     };
     let database = schema.migrated().await;
     let mut catalog = Catalog {
-        compute_images: big_compute_catalog(),
+        compute_images: compute_list(big_compute_catalog()),
         ..Catalog::default()
     };
     postgres::import_catalog(&database, &catalog, ImportMode::Replace)
@@ -451,7 +463,7 @@ async fn a_page_token_whose_image_is_gone_is_refused() {
     let last = page.images.last().expect("a full page").id.clone();
     request.page_token = page.next_page_token;
 
-    catalog.compute_images.retain(|i| i.id != last);
+    catalog.compute_images = compute_list(catalog.compute_images.iter().filter(|i| i.id != last));
     postgres::import_catalog(&database, &catalog, ImportMode::Replace)
         .await
         .expect("imports");

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{
-    READ_ONLY, backend_failed, get_image, list_failed, page_response, request_id, status,
-    unimplemented,
+    EncodedGet, READ_ONLY, backend_failed, get_image, list_failed, page_response, request_id,
+    status, unimplemented, unwrap_image,
 };
 use crate::domain::compute::{LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
@@ -29,14 +29,26 @@ pub struct ComputeImages {
     repository: Arc<dyn ComputeImageRepository>,
 }
 
+/// The compute ImageService, its Get answered with the stored encoding.
+pub type ComputeImagesServer = EncodedGet<ImageServiceServer<ComputeImages>, GetImageRequest>;
+
 impl ComputeImages {
     /// The service, to call in-process (a benchmark, an embedding program).
     pub fn new(repository: Arc<dyn ComputeImageRepository>) -> Self {
         Self { repository }
     }
 
-    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self::new(repository))
+    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ComputeImagesServer {
+        let lookup = repository.clone();
+        EncodedGet::new(
+            ImageServiceServer::new(Self::new(repository)),
+            "/yandex.cloud.compute.v1.ImageService/Get",
+            |request: GetImageRequest| request.image_id,
+            Arc::new(move |id| {
+                let repository = lookup.clone();
+                Box::pin(async move { repository.get_compute_image_encoded(&id).await })
+            }),
+        )
     }
 }
 
@@ -46,7 +58,7 @@ impl ImageService for ComputeImages {
         let request_id = request_id(&request);
         let raw_id = request.into_inner().image_id;
         get_image(request_id, raw_id, |id| async move {
-            self.repository.get_compute_image(&id).await
+            unwrap_image(self.repository.get_compute_image(&id).await)
         })
         .await
     }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{READ_ONLY, get_image, list_failed, page_response, request_id, status, unimplemented};
+use super::{
+    EncodedGet, READ_ONLY, get_image, list_failed, page_response, request_id, status,
+    unimplemented, unwrap_image,
+};
 use crate::domain::container::ListContainerImages;
 use crate::error::ApiError;
 use crate::proto::container_registry::image_service_server::{ImageService, ImageServiceServer};
@@ -20,14 +23,27 @@ pub struct ContainerRegistryImages {
     repository: Arc<dyn ContainerImageRepository>,
 }
 
+/// The Container Registry ImageService, its Get answered with the stored encoding.
+pub type ContainerRegistryImagesServer =
+    EncodedGet<ImageServiceServer<ContainerRegistryImages>, GetImageRequest>;
+
 impl ContainerRegistryImages {
     /// The service, to call in-process (a benchmark, an embedding program).
     pub fn new(repository: Arc<dyn ContainerImageRepository>) -> Self {
         Self { repository }
     }
 
-    pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ImageServiceServer<Self> {
-        ImageServiceServer::new(Self::new(repository))
+    pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ContainerRegistryImagesServer {
+        let lookup = repository.clone();
+        EncodedGet::new(
+            ImageServiceServer::new(Self::new(repository)),
+            "/yandex.cloud.containerregistry.v1.ImageService/Get",
+            |request: GetImageRequest| request.image_id,
+            Arc::new(move |id| {
+                let repository = lookup.clone();
+                Box::pin(async move { repository.get_container_image_encoded(&id).await })
+            }),
+        )
     }
 }
 
@@ -57,7 +73,7 @@ impl ImageService for ContainerRegistryImages {
         let request_id = request_id(&request);
         let raw_id = request.into_inner().image_id;
         get_image(request_id, raw_id, |id| async move {
-            self.repository.get_container_image(&id).await
+            unwrap_image(self.repository.get_container_image(&id).await)
         })
         .await
     }

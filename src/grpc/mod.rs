@@ -3,8 +3,11 @@
 
 pub mod compute;
 pub mod container_registry;
+mod encoded_get;
 pub mod request_context;
 pub mod status;
+
+pub use encoded_get::EncodedGet;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,21 +26,21 @@ fn request_id<T>(request: &Request<T>) -> Option<RequestId> {
 }
 
 /// The Get of either API: validate the id, look it up, map every outcome.
+/// `T` is the image or its encoding, whichever the caller answers with.
 async fn get_image<T, F>(
     request_id: Option<RequestId>,
     raw_id: String,
     lookup: impl FnOnce(ImageId) -> F,
 ) -> Result<Response<T>, Status>
 where
-    T: Clone,
-    F: Future<Output = Result<Option<Arc<T>>, RepositoryError>>,
+    F: Future<Output = Result<Option<T>, RepositoryError>>,
 {
     let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
     let id = ImageId::parse("image_id", raw_id).map_err(fail)?;
     tracing::Span::current().record("image_id", id.as_str());
     let not_found = ApiError::image_not_found(id.as_str());
     match lookup(id).await {
-        Ok(Some(image)) => Ok(Response::new(T::clone(&image))),
+        Ok(Some(image)) => Ok(Response::new(image)),
         Ok(None) => Err(fail(not_found)),
         Err(err) => Err(fail(backend_failed(err))),
     }
@@ -70,6 +73,15 @@ fn page_response<Q, T: Clone>(
     };
     let items = page.items.iter().map(|item| T::clone(item)).collect();
     Ok((items, next_page_token))
+}
+
+/// A looked-up image out of its `Arc`: without a copy when the backend made it
+/// for this call (PostgreSQL decodes a fresh one; the in-memory one shares its
+/// own, so that one is cloned).
+fn unwrap_image<T: Clone>(
+    found: Result<Option<Arc<T>>, RepositoryError>,
+) -> Result<Option<T>, RepositoryError> {
+    found.map(|image| image.map(Arc::unwrap_or_clone))
 }
 
 /// The answer of an RPC that the API declares and this server doesn't serve.

@@ -235,9 +235,11 @@ where
                     .unwrap_or(0),
             };
             let http_status = response.status().as_u16();
-            response
-                .headers_mut()
-                .insert(REQUEST_ID_HEADER, this.request_id.header_value().clone());
+            // Unique to the call: in HTTP/2 it is sent as never-indexed, since
+            // adding it to HPACK's table would only evict entries that repeat.
+            let mut request_id = this.request_id.header_value().clone();
+            request_id.set_sensitive(true);
+            response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
             this.span.record("code", code);
             if let Some((metrics, uri)) = this.metered.take() {
                 metrics.call_finished(uri.path(), code, this.started.elapsed());

@@ -2,7 +2,9 @@
 //! built once and read without locks.
 //!
 //! Indexes:
-//! - every image by id (Get, and the position a page token names);
+//! - every image by id, decoded (Get, and the position a page token names),
+//!   and encoded in the catalog's [`ImageList`]s: the gRPC Get sends the
+//!   stored protobuf bytes as they are instead of encoding the image again;
 //! - compute: per folder, the folder's images sorted by each field List orders
 //!   by (`id`, `name`, `created_at`), each with id as the tie-break, and grouped
 //!   by family and by status; per folder and family, the READY images sorted by
@@ -27,9 +29,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ImageList};
 use crate::domain::compute::{
     ComputeCondition, ComputeImageFilter, ComputeImageQuery, ComputeSortField, Family,
 };
@@ -51,6 +54,9 @@ type Families = Map<Box<str>, Box<[Arc<compute::Image>]>>;
 pub struct MemoryRepository {
     compute: Index<compute::Image>,
     container: Index<container_registry::Image>,
+    /// The same images encoded, for the encoded lookups.
+    compute_encoded: ImageList<compute::Image>,
+    container_encoded: ImageList<container_registry::Image>,
     compute_folders: Map<Box<str>, ComputeFolder>,
     /// Folder, then family: the READY images by (`created_at`, id).
     compute_families: Map<Box<str>, Families>,
@@ -60,12 +66,13 @@ pub struct MemoryRepository {
 }
 
 impl MemoryRepository {
-    /// Indexes a catalog. Ids are already known to be unique: [`Catalog`] checked them.
+    /// Serves a catalog. Ids are already known to be unique: [`Catalog`] checked them.
     pub fn new(catalog: Catalog) -> Self {
+        // The List indexes hold decoded images; the encoded lists stay for Get.
         let compute_images: Vec<Arc<compute::Image>> =
-            catalog.compute_images.into_iter().map(Arc::new).collect();
+            catalog.compute_images.iter().map(Arc::new).collect();
         let container_images: Vec<Arc<container_registry::Image>> =
-            catalog.container_images.into_iter().map(Arc::new).collect();
+            catalog.container_images.iter().map(Arc::new).collect();
 
         type Groups<T> = Map<Box<str>, Vec<Arc<T>>>;
         let mut folders: Groups<compute::Image> = Map::default();
@@ -135,6 +142,8 @@ impl MemoryRepository {
         Self {
             compute: by_id(&compute_images),
             container: by_id(&container_images),
+            compute_encoded: catalog.compute_images,
+            container_encoded: catalog.container_images,
             compute_folders: folders
                 .into_iter()
                 .map(|(folder, images)| (folder, ComputeFolder::new(images)))
@@ -230,6 +239,13 @@ impl ComputeImageRepository for MemoryRepository {
         id: &ImageId,
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
         Ok(self.compute.get(id.as_str()).cloned())
+    }
+
+    async fn get_compute_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        Ok(self.compute_encoded.get_encoded(id.as_str()))
     }
 
     async fn list_compute_images(
@@ -345,6 +361,13 @@ impl ContainerImageRepository for MemoryRepository {
         id: &ImageId,
     ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
         Ok(self.container.get(id.as_str()).cloned())
+    }
+
+    async fn get_container_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        Ok(self.container_encoded.get_encoded(id.as_str()))
     }
 
     async fn list_container_images(

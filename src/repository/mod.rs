@@ -8,6 +8,8 @@ pub mod postgres;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use prost::Message;
 
 pub use memory::MemoryRepository;
 pub use postgres::PostgresRepository;
@@ -82,6 +84,16 @@ pub trait ComputeImageRepository: Send + Sync + 'static {
         folder: &FolderId,
         family: &Family,
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
+    /// The image encoded as protobuf, for a face that sends it as it is. A
+    /// backend that stores images encoded overrides this to skip decoding and
+    /// re-encoding them.
+    async fn get_compute_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        let image = self.get_compute_image(id).await?;
+        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
 }
 
 #[async_trait]
@@ -98,6 +110,14 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
         query: &ContainerImageQuery,
         page: &PageRequest,
     ) -> Result<Page<container_registry::Image>, ListError>;
+    /// The image encoded as protobuf; see [`ComputeImageRepository::get_compute_image_encoded`].
+    async fn get_container_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        let image = self.get_container_image(id).await?;
+        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
 }
 
 /// The backends behind both APIs, shared by every face and connection.

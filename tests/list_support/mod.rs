@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use image_service::catalog::Catalog;
+use image_service::catalog::{Catalog, ImageList};
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::{compute, container_registry};
 use image_service::repository::{MemoryRepository, Repositories};
@@ -124,7 +124,7 @@ pub fn container_catalog() -> Catalog {
             }),
             ..Default::default()
         })
-        .collect();
+        .collect::<Vec<_>>();
     let registry = |id: &str, folder: &str| container_registry::Registry {
         id: id.into(),
         folder_id: folder.into(),
@@ -133,8 +133,12 @@ pub fn container_catalog() -> Catalog {
         ..Default::default()
     };
     Catalog {
-        compute_images: Vec::new(),
-        container_images,
+        container_images: ImageList::from_images(
+            container_images,
+            |i: &container_registry::Image| &i.id,
+        )
+        .expect("unique ids"),
+        compute_images: ImageList::default(),
         container_registries: vec![
             registry(REGISTRY_1, FOLDER_A),
             registry(REGISTRY_2, FOLDER_A),
@@ -198,4 +202,9 @@ pub fn assert_invalid(status: &Status, field: &str, text: &str) {
         violations[0].description
     );
     assert!(details.request_info().is_some(), "a RequestInfo detail");
+}
+
+/// Test images as the catalog holds them.
+pub fn compute_list(images: impl IntoIterator<Item = compute::Image>) -> ImageList<compute::Image> {
+    ImageList::from_images(images, |i| &i.id).expect("unique ids")
 }

@@ -10,7 +10,7 @@ use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::pool::{Database, query_error};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Duplicate, ImageList};
 use crate::domain::container::registry_of;
 use crate::proto::{compute, container_registry};
 use crate::repository::RepositoryError;
@@ -44,11 +44,16 @@ pub async fn import_catalog(
             .await
             .map_err(query_error)?;
     }
-    for chunk in catalog.compute_images.chunks(BATCH) {
-        insert_compute(&transaction, chunk).await?;
+    // The catalog's images are held encoded: decode a batch at a time, not all.
+    let mut compute = catalog.compute_images.iter().peekable();
+    while compute.peek().is_some() {
+        let chunk: Vec<compute::Image> = compute.by_ref().take(BATCH).collect();
+        insert_compute(&transaction, &chunk).await?;
     }
-    for chunk in catalog.container_images.chunks(BATCH) {
-        insert_container(&transaction, chunk).await?;
+    let mut container = catalog.container_images.iter().peekable();
+    while container.peek().is_some() {
+        let chunk: Vec<container_registry::Image> = container.by_ref().take(BATCH).collect();
+        insert_container(&transaction, &chunk).await?;
     }
     for chunk in catalog.container_registries.chunks(BATCH) {
         insert_registries(&transaction, chunk).await?;
@@ -168,13 +173,26 @@ pub async fn export_catalog(database: &Database) -> Result<Catalog, RepositoryEr
         .start()
         .await
         .map_err(query_error)?;
+    let compute: Vec<compute::Image> = read_all(&transaction, "compute_images").await?;
+    let container: Vec<container_registry::Image> =
+        read_all(&transaction, "container_images").await?;
     let catalog = Catalog {
-        compute_images: read_all(&transaction, "compute_images").await?,
-        container_images: read_all(&transaction, "container_images").await?,
+        compute_images: ImageList::from_images(compute, |image| &image.id).map_err(repeated_id)?,
+        container_images: ImageList::from_images(container, |image| &image.id)
+            .map_err(repeated_id)?,
         container_registries: read_all(&transaction, "container_registries").await?,
     };
     transaction.commit().await.map_err(query_error)?;
     Ok(catalog)
+}
+
+/// The id column is the primary key, so a repeat means the table was changed
+/// behind our back.
+fn repeated_id(duplicate: Duplicate) -> RepositoryError {
+    RepositoryError::Internal(format!(
+        "the database holds id {:?} twice (rows {} and {})",
+        duplicate.id, duplicate.first, duplicate.position
+    ))
 }
 
 async fn read_all<T: Message + Default>(
