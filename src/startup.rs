@@ -181,10 +181,15 @@ impl Application {
         };
         let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
         let (http_listener, http_addr) = bind(settings.http_listen).await?;
-        let advertised = settings
-            .advertise_address
-            .clone()
-            .unwrap_or_else(|| grpc_addr.to_string());
+        let advertised = settings.advertise_address.clone().unwrap_or_else(|| {
+            if grpc_addr.ip().is_unspecified() {
+                tracing::warn!(
+                    address = %grpc_addr,
+                    "endpoint discovery advertises an address clients cannot dial: set --advertise-address"
+                );
+            }
+            grpc_addr.to_string()
+        });
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for service in PUBLIC_SERVICES {
