@@ -107,6 +107,24 @@ pub struct ServeArgs {
     /// answer within 10 s is dropped).
     #[arg(long, env = "IMAGE_SERVICE_HTTP2_KEEPALIVE", default_value = "30s", value_parser = parse_duration)]
     pub http2_keepalive: Duration,
+
+    /// Export each call's span over OTLP/gRPC to this collector (e.g.
+    /// http://otel-collector:4317), in batches. Without it nothing is exported.
+    #[arg(long, env = "IMAGE_SERVICE_OTLP_ENDPOINT", value_name = "URL", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An `http://host:port` URL (the exporter speaks plaintext gRPC).
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!(
+            "{text:?}: expected http://HOST:PORT of an OTLP/gRPC collector"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 impl Default for ServeArgs {
@@ -127,6 +145,7 @@ impl Default for ServeArgs {
             max_in_flight: 1024,
             grpc_max_streams: 256,
             http2_keepalive: Duration::from_secs(30),
+            otlp_endpoint: None,
         }
     }
 }
@@ -269,6 +288,19 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn otlp_endpoint_must_be_an_http_url() {
+        let parse = |value: &str| {
+            Cli::try_parse_from(["image-service", "serve", "--otlp-endpoint", value])
+                .map_err(|err| err.to_string())
+        };
+        assert!(parse("http://collector:4317").is_ok());
+        for bad in ["collector:4317", "https://collector:4317", "http://"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("--otlp-endpoint"), "{bad}: {err}");
+        }
     }
 
     #[test]

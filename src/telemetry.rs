@@ -1,21 +1,88 @@
-//! Log output: text or JSON lines on stdout, level from RUST_LOG (default info).
+//! Log output (text or JSON lines on stdout, level from RUST_LOG, default info)
+//! and traces: each call's span joins the caller's W3C trace, and with an OTLP
+//! endpoint the spans are exported to a collector in batches.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::HeaderMap;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
 /// tokio-postgres logs the server's NOTICEs at INFO ("relation already exists, skipping").
 const DEFAULT_FILTER: &str = "info,tokio_postgres=warn";
 
-/// Installs the global subscriber. A second call (tests) leaves the first in place.
-pub fn init(format: LogFormat) {
+/// The `service.name` of the exported spans.
+pub const SERVICE_NAME: &str = "image-service";
+
+/// Set once spans are exported: call spans must then exist at the default level.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, thiserror::Error)]
+#[error("--otlp-endpoint {endpoint}: {message}")]
+pub struct TelemetryError {
+    endpoint: String,
+    message: String,
+}
+
+/// Owns the span exporter, if any; [`Telemetry::shutdown`] sends what is still buffered.
+#[must_use = "call shutdown() at exit, or buffered spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still in the batch (waiting for the collector at most
+    /// the exporter's timeout) and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(err) = provider.shutdown()
+        {
+            tracing::warn!(error = %err, "could not export the last spans");
+        }
+    }
+}
+
+/// Whether call spans are exported (set by [`init`] with an OTLP endpoint).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Installs the global subscriber: the log lines, and with `otlp_endpoint` the
+/// span export. Must run inside a Tokio runtime when exporting (the gRPC client
+/// lives there). A second call (tests) leaves the first subscriber in place.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let provider = otlp_endpoint.map(tracer_provider).transpose()?;
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(SERVICE_NAME))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let installed = match format {
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
+            .try_init(),
     };
+    if installed.is_ok() && provider.is_some() {
+        EXPORTING.store(true, Ordering::Relaxed);
+    }
+    Ok(Telemetry { provider })
 }
 
 /// Text lines on stderr, for the commands whose stdout is their output (export).
@@ -26,4 +93,82 @@ pub fn init_stderr() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A batch exporter over OTLP/gRPC: spans are queued and sent from a
+/// background thread, so a call never waits for the collector.
+fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let fail = |message: String| TelemetryError {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|err| fail(err.to_string()))?;
+    let resource = Resource::builder_empty()
+        .with_service_name(SERVICE_NAME)
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// Reads W3C trace context from request headers (or gRPC metadata, the same map).
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Makes `span` (a call's span, with empty `trace_id`, `span_id`,
+/// `parent_span_id`, `otel.name` and `otel.kind` fields) a child of the
+/// caller's trace from `traceparent`/`tracestate`, or the root of a new trace,
+/// and records the ids so every log line of the call carries them. A disabled
+/// span costs nothing here.
+pub fn join_caller_trace(span: &Span, headers: &HeaderMap, name: &str) {
+    if span.is_disabled() {
+        return;
+    }
+    let caller = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let parent = caller.span().span_context().clone();
+    let (trace_id, span_id) = if span.set_parent(caller).is_ok() {
+        // Exported: the SDK makes the ids (and samples as the caller asked).
+        span.record("otel.name", name);
+        span.record("otel.kind", "server");
+        let context = span.context();
+        let ids = context.span().span_context().clone();
+        (ids.trace_id(), ids.span_id())
+    } else {
+        // Logs only: the same ids an exported span would get.
+        let ids = RandomIdGenerator::default();
+        let trace_id = if parent.is_valid() {
+            parent.trace_id()
+        } else {
+            ids.new_trace_id()
+        };
+        (trace_id, ids.new_span_id())
+    };
+    record_ids(
+        span,
+        trace_id,
+        span_id,
+        parent.is_valid().then(|| parent.span_id()),
+    );
+}
+
+fn record_ids(span: &Span, trace_id: TraceId, span_id: SpanId, parent: Option<SpanId>) {
+    span.record("trace_id", tracing::field::display(trace_id));
+    span.record("span_id", tracing::field::display(span_id));
+    if let Some(parent) = parent {
+        span.record("parent_span_id", tracing::field::display(parent));
+    }
 }
