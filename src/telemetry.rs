@@ -165,6 +165,11 @@ pub fn join_caller_trace(span: &Span, headers: &HeaderMap, name: &str) {
     );
 }
 
+/// Renames the exported span of `span` (already started, so `otel.name` no longer applies).
+pub fn rename_exported(span: &Span, name: &str) {
+    span.context().span().update_name(name.to_owned());
+}
+
 fn record_ids(span: &Span, trace_id: TraceId, span_id: SpanId, parent: Option<SpanId>) {
     span.record("trace_id", tracing::field::display(trace_id));
     span.record("span_id", tracing::field::display(span_id));

@@ -69,7 +69,7 @@ pub fn record_grpc_method(grpc_path: &str) {
     let span = Span::current();
     span.record("rpc_method", grpc_path);
     if crate::telemetry::exporting() {
-        span.record("otel.name", grpc_path);
+        crate::telemetry::rename_exported(&span, grpc_path);
     }
 }
 
