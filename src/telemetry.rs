@@ -6,11 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{Link, SpanId, SpanKind, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SamplingResult, SdkTracerProvider,
+    ShouldSample,
+};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
@@ -112,8 +116,59 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
         .build();
     Ok(SdkTracerProvider::builder()
         .with_resource(resource)
+        .with_sampler(SkipProbes(Sampler::ParentBased(Box::new(
+            Sampler::AlwaysOn,
+        ))))
         .with_batch_exporter(exporter)
         .build())
+}
+
+/// Probes and scrapes, which come every few seconds from every kubelet and
+/// Prometheus and would bury the traces of real calls.
+const UNTRACED_METHODS: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
+
+/// Drops the spans of probes (by their `method` attribute); the others follow
+/// the caller's sampling decision, and new traces are all sampled.
+#[derive(Debug, Clone)]
+struct SkipProbes(Sampler);
+
+impl ShouldSample for SkipProbes {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let probe = attributes.iter().any(|kv| {
+            kv.key.as_str() == "method" && UNTRACED_METHODS.contains(&kv.value.as_str().as_ref())
+        });
+        if !probe {
+            return self.0.should_sample(
+                parent_context,
+                trace_id,
+                name,
+                span_kind,
+                attributes,
+                links,
+            );
+        }
+        SamplingResult {
+            decision: SamplingDecision::Drop,
+            attributes: Vec::new(),
+            trace_state: parent_context
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Reads W3C trace context from request headers (or gRPC metadata, the same map).
