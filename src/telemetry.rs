@@ -176,12 +176,26 @@ struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        let value = self.0.get(key).and_then(|v| v.to_str().ok())?;
+        (key != "traceparent" || has_traceparent_layout(value)).then_some(value)
     }
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(http::HeaderName::as_str).collect()
     }
+}
+
+/// Fields of the W3C lengths (2-32-16-2 hex digits): the SDK's parser takes
+/// shorter ids as numbers, which would log a trace id the caller never sent.
+fn has_traceparent_layout(value: &str) -> bool {
+    let lengths = value.trim().split('-').map(str::len).take(4);
+    lengths.eq([2, 32, 16, 2])
+}
+
+/// The caller's span from `traceparent` (and its `tracestate`); invalid when
+/// the header is missing or malformed.
+fn caller_context(headers: &HeaderMap) -> Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
 }
 
 /// Makes `span` (a call's span, with empty `trace_id`, `span_id`,
@@ -193,7 +207,7 @@ pub fn join_caller_trace(span: &Span, headers: &HeaderMap, name: &str) {
     if span.is_disabled() {
         return;
     }
-    let caller = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let caller = caller_context(headers);
     let parent = caller.span().span_context().clone();
     let (trace_id, span_id) = if span.set_parent(caller).is_ok() {
         // Exported: the SDK makes the ids (and samples as the caller asked).
@@ -230,5 +244,38 @@ fn record_ids(span: &Span, trace_id: TraceId, span_id: SpanId, parent: Option<Sp
     span.record("span_id", tracing::field::display(span_id));
     if let Some(parent) = parent {
         span.record("parent_span_id", tracing::field::display(parent));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(traceparent: &'static str) -> opentelemetry::trace::SpanContext {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", http::HeaderValue::from_static(traceparent));
+        headers.insert("tracestate", http::HeaderValue::from_static("vendor=v1"));
+        caller_context(&headers).span().span_context().clone()
+    }
+
+    #[test]
+    fn reads_a_valid_traceparent_only() {
+        let valid = caller("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert!(valid.is_valid() && valid.is_remote() && valid.is_sampled());
+        assert_eq!(
+            valid.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(valid.span_id().to_string(), "00f067aa0ba902b7");
+        assert_eq!(valid.trace_state().header(), "vendor=v1");
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert!(!caller(bad).is_valid(), "{bad}");
+        }
     }
 }
