@@ -118,6 +118,24 @@ pub struct ServeArgs {
     /// gRPC address.
     #[arg(long, env = "IMAGE_SERVICE_ADVERTISE_ADDRESS", value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub advertise_address: Option<String>,
+
+    /// Export each call's span over OTLP/gRPC to this collector (e.g.
+    /// http://otel-collector:4317), in batches. Without it nothing is exported.
+    #[arg(long, env = "IMAGE_SERVICE_OTLP_ENDPOINT", value_name = "URL", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An `http://host:port` URL (the exporter speaks plaintext gRPC).
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!(
+            "{text:?}: expected http://HOST:PORT of an OTLP/gRPC collector"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// TLS on both listeners (plaintext without these). Reread on SIGHUP.
@@ -184,6 +202,7 @@ impl Default for ServeArgs {
             http2_keepalive: Duration::from_secs(30),
             tls: TlsArgs::default(),
             advertise_address: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -350,6 +369,19 @@ mod tests {
         assert!(parse_host_port(":443").is_err());
         assert!(parse_host_port("host:http").is_err());
         assert!(parse_host_port("host:70000").is_err());
+    }
+
+    #[test]
+    fn otlp_endpoint_must_be_an_http_url() {
+        let parse = |value: &str| {
+            Cli::try_parse_from(["image-service", "serve", "--otlp-endpoint", value])
+                .map_err(|err| err.to_string())
+        };
+        assert!(parse("http://collector:4317").is_ok());
+        for bad in ["collector:4317", "https://collector:4317", "http://"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("--otlp-endpoint"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,102 +1,14 @@
 //! The real binary: port 0 and the logged address, JSON logs, the access log
 //! switch, and a clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use image_service::proto::compute::GetImageRequest;
 use image_service::proto::compute::image_service_client::ImageServiceClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_image-service");
+mod common;
 
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<serde_json::Value>,
-    addr: String,
-    http_addr: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--shutdown-delay",
-                "0s",
-            ])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|err| panic!("log line is not JSON ({err}): {line}"));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            lines,
-            addr: String::new(),
-            http_addr: String::new(),
-        };
-        let listening = server.wait_for(|line| line["message"] == "serving gRPC and REST");
-        server.addr = listening["grpc"].as_str().unwrap().to_owned();
-        server.http_addr = listening["http"].as_str().unwrap().to_owned();
-        assert!(!server.addr.ends_with(":0"), "the real port is logged");
-        assert!(!server.http_addr.ends_with(":0"), "the real port is logged");
-        server
-    }
-
-    fn wait_for(&mut self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .expect("expected log line within 10 s");
-            if want(&line) {
-                return line;
-            }
-        }
-    }
-
-    /// Lines logged within `wait`.
-    fn drain(&self, wait: Duration) -> Vec<serde_json::Value> {
-        let mut out = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(wait) {
-            out.push(line);
-        }
-        out
-    }
-
-    fn signal_term(&self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        self.signal_term();
-        self.child.wait().expect("server exits")
-    }
-}
+use common::process::Server;
 
 async fn get_once(addr: &str, id: &str) {
     let mut client = ImageServiceClient::connect(format!("http://{addr}"))
@@ -171,7 +83,48 @@ async fn access_log_writes_one_line_per_call_with_its_fields() {
     assert_eq!(span["image_id"], "fd8doesnotexist");
     assert_eq!(span["client_request_id"], "client-42");
     assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // A child of the caller's span, with a span id of its own.
+    assert_eq!(span["parent_span_id"], "00f067aa0ba902b7");
+    let span_id = span["span_id"].as_str().unwrap();
+    assert!(
+        is_hex(span_id, 16) && span_id != "00f067aa0ba902b7",
+        "{span_id}"
+    );
     assert_eq!(span["request_id"].as_str().unwrap().len(), 36);
+    assert!(server.terminate().success());
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit()) && text != "0".repeat(len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_traceparent_starts_a_new_trace() {
+    let mut server = Server::start(&["--access-log"]);
+    let mut client = ImageServiceClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let mut trace_ids = Vec::new();
+    for malformed in [None, Some("00-not-a-trace-01")] {
+        let mut request = tonic::Request::new(GetImageRequest {
+            image_id: "fd8doesnotexist".into(),
+        });
+        if let Some(value) = malformed {
+            request
+                .metadata_mut()
+                .insert("traceparent", value.parse().unwrap());
+        }
+        let _ = client.get(request).await;
+        let line = server.wait_for(|l| l["message"] == "call finished");
+        let span = &line["span"];
+        let trace_id = span["trace_id"].as_str().unwrap().to_owned();
+        assert!(is_hex(&trace_id, 32), "{trace_id}");
+        assert!(is_hex(span["span_id"].as_str().unwrap(), 16), "{span}");
+        assert!(span.get("parent_span_id").is_none(), "a root span: {span}");
+        trace_ids.push(trace_id);
+    }
+    assert_ne!(trace_ids[0], trace_ids[1], "each call starts its own trace");
+    drop(client);
     assert!(server.terminate().success());
 }
 
