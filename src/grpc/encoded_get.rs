@@ -23,7 +23,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tower::Service;
 
-use super::{get_image, request_id};
+use super::{caller, get_image, request_id};
 use crate::domain::ImageId;
 use crate::repository::RepositoryError;
 
@@ -32,6 +32,11 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// Finds an image's encoding by id.
 pub type EncodedLookup = Arc<
     dyn Fn(ImageId) -> BoxFuture<Result<Option<Bytes>, RepositoryError>> + Send + Sync + 'static,
+>;
+
+/// Finds the folder of an image from its encoding, for authorization.
+pub type EncodedFolder = Arc<
+    dyn Fn(Bytes) -> BoxFuture<Result<Option<String>, RepositoryError>> + Send + Sync + 'static,
 >;
 
 /// A message already encoded: prost writes its bytes as they are, so tonic's
@@ -71,6 +76,7 @@ pub struct EncodedGet<S, Req> {
     path: &'static str,
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    folder_of: EncodedFolder,
     _request: PhantomData<fn(Req)>,
 }
 
@@ -80,12 +86,14 @@ impl<S, Req> EncodedGet<S, Req> {
         path: &'static str,
         image_id: fn(Req) -> String,
         lookup: EncodedLookup,
+        folder_of: EncodedFolder,
     ) -> Self {
         Self {
             inner,
             path,
             image_id,
             lookup,
+            folder_of,
             _request: PhantomData,
         }
     }
@@ -98,6 +106,7 @@ impl<S: Clone, Req> Clone for EncodedGet<S, Req> {
             path: self.path,
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            folder_of: self.folder_of.clone(),
             _request: PhantomData,
         }
     }
@@ -134,6 +143,7 @@ where
         let method = GetMethod {
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            folder_of: self.folder_of.clone(),
         };
         Box::pin(async move {
             // The generated server's defaults: no compression, default size limits.
@@ -146,6 +156,7 @@ where
 struct GetMethod<Req> {
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    folder_of: EncodedFolder,
 }
 
 impl<Req: Send + 'static> UnaryService<Req> for GetMethod<Req> {
@@ -153,11 +164,20 @@ impl<Req: Send + 'static> UnaryService<Req> for GetMethod<Req> {
     type Future = BoxFuture<Result<Response<EncodedMessage>, Status>>;
 
     fn call(&mut self, request: Request<Req>) -> Self::Future {
-        let (image_id, lookup) = (self.image_id, self.lookup.clone());
+        let (image_id, lookup, folder_of) =
+            (self.image_id, self.lookup.clone(), self.folder_of.clone());
         Box::pin(async move {
             let request_id = request_id(&request);
+            let caller = caller(&request);
             let raw_id = image_id(request.into_inner());
-            let response = get_image(request_id, raw_id, |id| lookup(id)).await?;
+            let response = get_image(
+                request_id,
+                caller,
+                raw_id,
+                |id| lookup(id),
+                |bytes: &Bytes| folder_of(bytes.clone()),
+            )
+            .await?;
             Ok(response.map(EncodedMessage))
         })
     }

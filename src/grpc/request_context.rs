@@ -147,6 +147,7 @@ macro_rules! call_span {
                 .get(TRACEPARENT_HEADER)
                 .and_then(trace_id_of),
             image_id = field::Empty,
+            subject = field::Empty,
             code = field::Empty,
         )
     };
