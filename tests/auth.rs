@@ -17,8 +17,7 @@ use common::{TestApp, test_settings, write_temp};
 use image_service::auth::TokenDigest;
 use image_service::proto::compute::image_service_client::ImageServiceClient as ComputeClient;
 use image_service::proto::compute::{
-    GetImageLatestByFamilyRequest, GetImageRequest as ComputeGet,
-    ListImagesRequest as ComputeList,
+    GetImageLatestByFamilyRequest, GetImageRequest as ComputeGet, ListImagesRequest as ComputeList,
 };
 use image_service::proto::container_registry::image_service_client::ImageServiceClient as ContainerClient;
 use image_service::proto::container_registry::{

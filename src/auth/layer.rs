@@ -158,7 +158,12 @@ mod tests {
             b"abc",
             b"Bearer a b",
         ] {
-            assert_eq!(bearer_token(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                bearer_token(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -80,7 +80,10 @@ mod tests {
             ..Default::default()
         };
         let bytes = image.encode_to_vec();
-        assert_eq!(encoded_string_field(&bytes, 2).as_deref(), Some("b1gfolder"));
+        assert_eq!(
+            encoded_string_field(&bytes, 2).as_deref(),
+            Some("b1gfolder")
+        );
         assert_eq!(encoded_string_field(&bytes, 4).as_deref(), Some("ubuntu"));
         assert_eq!(encoded_string_field(&bytes, 5), None);
         let container = container_registry::Image {

@@ -378,7 +378,10 @@ impl ContainerImageRepository for MemoryRepository {
     }
 
     async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
-        Ok(self.registry_folders.get(registry_id).map(|f| f.to_string()))
+        Ok(self
+            .registry_folders
+            .get(registry_id)
+            .map(|f| f.to_string()))
     }
 
     async fn list_container_images(
