@@ -8,6 +8,7 @@
 //! - folder `b1g2teamapps0f0lder7`: registry `crpd2nrqffpp3e93946m`.
 
 mod common;
+mod pg_support;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use std::time::Duration;
 use common::clients::{all_output, grpcurl, grpcurl_run, python_with_sdk, run};
 use common::{TestApp, test_settings, write_temp};
 use image_service::auth::TokenDigest;
+use image_service::catalog::Catalog;
+use image_service::config::ServeArgs;
 use image_service::proto::compute::image_service_client::ImageServiceClient as ComputeClient;
 use image_service::proto::compute::{
     GetImageLatestByFamilyRequest, GetImageRequest as ComputeGet, ListImagesRequest as ComputeList,
@@ -23,6 +26,9 @@ use image_service::proto::container_registry::image_service_client::ImageService
 use image_service::proto::container_registry::{
     GetImageRequest as ContainerGet, ListImagesRequest as ContainerList,
 };
+use image_service::repository::postgres::{self, ImportMode};
+use image_service::startup::Application;
+use pg_support::TestSchema;
 use tempfile::NamedTempFile;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -129,11 +135,17 @@ fn tokens_file() -> NamedTempFile {
     ))
 }
 
-/// The demo catalog with authentication on; the tokens file lives as long as the server.
-async fn start() -> (TestApp, NamedTempFile) {
+/// Settings with authentication on; the tokens file must outlive the server.
+fn settings_with_auth() -> (ServeArgs, NamedTempFile) {
     let tokens = tokens_file();
     let mut settings = test_settings(None);
     settings.auth_tokens = Some(tokens.path().to_owned());
+    (settings, tokens)
+}
+
+/// The demo catalog with authentication on.
+async fn start() -> (TestApp, NamedTempFile) {
+    let (settings, tokens) = settings_with_auth();
     (TestApp::start(settings, None, None).await, tokens)
 }
 
@@ -320,6 +332,36 @@ async fn rest_image_calls_need_a_token_for_the_folder() {
         }
     }
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_backend_finds_the_folders_of_registries() {
+    let Some(schema) = TestSchema::create("auth_postgres").await else {
+        return;
+    };
+    let database = schema.migrated().await;
+    let catalog = Catalog::demo().unwrap();
+    postgres::import_catalog(&database, &catalog, ImportMode::Replace)
+        .await
+        .unwrap();
+    let (settings, _tokens) = settings_with_auth();
+    let app = Application::build_with_database(&settings, database)
+        .await
+        .unwrap();
+    let app = TestApp::from_application(app);
+    let channel = app.channel().await;
+    for (inside, outside) in CALLS {
+        for credentials in [Credentials::Reader, Credentials::Admin, Credentials::None] {
+            for (call, in_folder) in [(inside, true), (outside, false)] {
+                let (code, _) = credentials.expected(in_folder);
+                let got = grpc_call(&channel, call, credentials).await;
+                let got = got.map_or_else(|status| status.code(), |_| Code::Ok);
+                assert_eq!(got, code, "{call:?} with {credentials:?}");
+            }
+        }
+    }
+    app.stop().await;
+    schema.drop().await;
 }
 
 #[tokio::test]
