@@ -40,8 +40,13 @@ run() { # binary n path body header tokens-file
   done
   local h2=(h2load -n "$n" -c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
   [[ -n $header ]] && h2+=(-H "$header")
-  "${h2[@]}" "http://127.0.0.1:$port$path" >"$work/h2load.log" 2>&1
-  grep -q " 0 failed, 0 errored" "$work/h2load.log" || { cat "$work/h2load.log" >&2; exit 1; }
+  "${h2[@]}" "http://127.0.0.1:$port$path" >"$work/h2load.log" 2>&1 || true
+  # A failed run stops its server too (this runs in a subshell, which the EXIT trap doesn't cover).
+  grep -q " 0 failed, 0 errored" "$work/h2load.log" || {
+    cat "$work/h2load.log" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    exit 1
+  }
   kill -TERM "$pid"
   wait "$pid" || true
   awk '/^(summary|totals):/ {print $2; exit}' "$out"
