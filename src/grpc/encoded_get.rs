@@ -23,7 +23,8 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tower::Service;
 
-use super::{get_image, request_id};
+use super::{caller, get_image, request_id};
+use crate::auth::Caller;
 use crate::domain::ImageId;
 use crate::repository::RepositoryError;
 
@@ -32,6 +33,11 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// Finds an image's encoding by id.
 pub type EncodedLookup = Arc<
     dyn Fn(ImageId) -> BoxFuture<Result<Option<Bytes>, RepositoryError>> + Send + Sync + 'static,
+>;
+
+/// Finds the folder of an image from its encoding, for authorization.
+pub type EncodedFolder = Arc<
+    dyn Fn(Bytes) -> BoxFuture<Result<Option<String>, RepositoryError>> + Send + Sync + 'static,
 >;
 
 /// A message already encoded: prost writes its bytes as they are, so tonic's
@@ -71,6 +77,7 @@ pub struct EncodedGet<S, Req> {
     path: &'static str,
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    folder_of: EncodedFolder,
     _request: PhantomData<fn(Req)>,
 }
 
@@ -80,12 +87,14 @@ impl<S, Req> EncodedGet<S, Req> {
         path: &'static str,
         image_id: fn(Req) -> String,
         lookup: EncodedLookup,
+        folder_of: EncodedFolder,
     ) -> Self {
         Self {
             inner,
             path,
             image_id,
             lookup,
+            folder_of,
             _request: PhantomData,
         }
     }
@@ -98,6 +107,7 @@ impl<S: Clone, Req> Clone for EncodedGet<S, Req> {
             path: self.path,
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            folder_of: self.folder_of.clone(),
             _request: PhantomData,
         }
     }
@@ -131,9 +141,13 @@ where
         if request.uri().path() != self.path {
             return self.inner.call(request);
         }
+        // Only a call the authentication layer let in needs the folder.
+        let authenticated = request.extensions().get::<Arc<Caller>>().is_some();
+        let folder_of = authenticated.then(|| self.folder_of.clone());
         let method = GetMethod {
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            folder_of,
         };
         Box::pin(async move {
             // The generated server's defaults: no compression, default size limits.
@@ -146,6 +160,7 @@ where
 struct GetMethod<Req> {
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    folder_of: Option<EncodedFolder>,
 }
 
 impl<Req: Send + 'static> UnaryService<Req> for GetMethod<Req> {
@@ -153,11 +168,24 @@ impl<Req: Send + 'static> UnaryService<Req> for GetMethod<Req> {
     type Future = BoxFuture<Result<Response<EncodedMessage>, Status>>;
 
     fn call(&mut self, request: Request<Req>) -> Self::Future {
-        let (image_id, lookup) = (self.image_id, self.lookup.clone());
+        let (image_id, lookup, folder_of) =
+            (self.image_id, self.lookup.clone(), self.folder_of.clone());
         Box::pin(async move {
             let request_id = request_id(&request);
+            let caller = caller(&request);
             let raw_id = image_id(request.into_inner());
-            let response = get_image(request_id, raw_id, |id| lookup(id)).await?;
+            let response = get_image(
+                request_id,
+                caller,
+                raw_id,
+                |id| lookup(id),
+                |bytes: &Bytes| match folder_of {
+                    Some(folder_of) => folder_of(bytes.clone()),
+                    // Not reached: without a caller there is no folder check.
+                    None => Box::pin(std::future::ready(Ok(None))),
+                },
+            )
+            .await?;
             Ok(response.map(EncodedMessage))
         })
     }
