@@ -77,43 +77,44 @@ impl MemoryRepository {
         let compute = ComputeRows::new(catalog.compute_images);
         let container = ContainerRows::new(catalog.container_images);
 
-        let mut folders: Map<Box<str>, Vec<Row>> = Map::default();
-        let mut families: Map<Box<str>, Map<Box<str>, Vec<Row>>> = Map::default();
+        // Grouped by the interned numbers of folders and families: no string
+        // is hashed or allocated per image.
+        let mut folders: Vec<Vec<Row>> = vec![Vec::new(); compute.interned.strings.len()];
+        let mut families: Map<(u32, u32), Vec<Row>> = Map::default();
         for row in compute.rows() {
-            let folder = compute.folder(row);
-            if folder.is_empty() {
+            let folder = compute.folders[row as usize];
+            if compute.interned.get(folder).is_empty() {
                 continue;
             }
-            folders.entry(folder.into()).or_default().push(row);
-            let family = compute.family(row);
-            if !family.is_empty() && compute.status(row) == Status::Ready as i32 {
-                families
-                    .entry(folder.into())
-                    .or_default()
-                    .entry(family.into())
-                    .or_default()
-                    .push(row);
+            folders[folder as usize].push(row);
+            let family = compute.families[row as usize];
+            if !compute.interned.get(family).is_empty()
+                && compute.status(row) == Status::Ready as i32
+            {
+                families.entry((folder, family)).or_default().push(row);
             }
         }
-        let compute_families = families
-            .into_iter()
-            .map(|(folder, families)| {
-                let families = families
-                    .into_iter()
-                    .map(|(family, mut rows)| {
-                        rows.sort_unstable_by(|&a, &b| {
-                            by_key_then_id(&compute, a, b, Key::CreatedAt)
-                        });
-                        (family, rows.into_boxed_slice())
-                    })
-                    .collect();
-                (folder, families)
-            })
+        let mut compute_families: Map<Box<str>, Families> = Map::default();
+        for ((folder, family), rows) in families {
+            let rows = Sorted::sort(&compute, rows, Key::CreatedAt);
+            compute_families
+                .entry(compute.interned.get(folder).into())
+                .or_default()
+                .insert(compute.interned.get(family).into(), rows);
+        }
+        let folders: Vec<(u32, Vec<Row>)> = (0..)
+            .zip(folders)
+            .filter(|(_, rows)| !rows.is_empty())
             .collect();
-        let compute_folders = folders
-            .into_iter()
-            .map(|(folder, rows)| (folder, ComputeFolder::new(&compute, rows)))
-            .collect();
+        // Folders are independent: sorted on every core.
+        let compute_folders = in_parallel(folders, |(folder, rows)| {
+            (
+                Box::<str>::from(compute.interned.get(folder)),
+                ComputeFolder::new(&compute, rows),
+            )
+        })
+        .into_iter()
+        .collect();
 
         let registry_folders: Map<&str, &str> = catalog
             .container_registries
@@ -363,34 +364,67 @@ impl ComputeFolder {
     fn new(table: &ComputeRows, rows: Vec<Row>) -> Self {
         let sorted = Sorted::new(table, rows);
         // Grouped from the id view, so each group is in id order already.
-        let mut families: Map<Box<str>, Vec<Row>> = Map::default();
+        let mut families: Map<u32, Vec<Row>> = Map::default();
         let mut statuses: Map<i32, Vec<Row>> = Map::default();
         for &row in sorted.view(Key::Id) {
             families
-                .entry(table.family(row).into())
+                .entry(table.families[row as usize])
                 .or_default()
                 .push(row);
             statuses.entry(table.status(row)).or_default().push(row);
         }
-        fn boxed<K: Eq + std::hash::Hash>(groups: Map<K, Vec<Row>>) -> Map<K, Box<[Row]>> {
-            groups
-                .into_iter()
-                .map(|(key, rows)| (key, rows.into_boxed_slice()))
-                .collect()
-        }
         Self {
             sorted,
-            families: boxed(families),
-            statuses: boxed(statuses),
+            families: families
+                .into_iter()
+                .map(|(family, rows)| (table.interned.get(family).into(), rows.into_boxed_slice()))
+                .collect(),
+            statuses: statuses
+                .into_iter()
+                .map(|(status, rows)| (status, rows.into_boxed_slice()))
+                .collect(),
         }
     }
 }
 
-fn sorted_groups<R: Rows>(table: &R, groups: Map<Box<str>, Vec<Row>>) -> Map<Box<str>, Sorted> {
-    groups
-        .into_iter()
-        .map(|(name, rows)| (name, Sorted::new(table, rows)))
-        .collect()
+fn sorted_groups<R: Rows + Sync>(
+    table: &R,
+    groups: Map<Box<str>, Vec<Row>>,
+) -> Map<Box<str>, Sorted> {
+    in_parallel(groups.into_iter().collect(), |(name, rows)| {
+        (name, Sorted::new(table, rows))
+    })
+    .into_iter()
+    .collect()
+}
+
+/// `f` of every item, on every core (in no particular order): building the
+/// indexes of a million images is most of a second of sorting.
+fn in_parallel<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let mut shares: Vec<Vec<T>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        shares[i % threads].push(item);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = shares
+            .into_iter()
+            .map(|share| scope.spawn(|| share.into_iter().map(&f).collect::<Vec<U>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// The image a page token continues after: it must still exist.
@@ -647,13 +681,25 @@ enum Key {
     CreatedAt,
 }
 
+/// One image's value of a [`Key`]: values of one key compare like the fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyValue<'a> {
+    None,
+    Text(&'a str),
+    Time((i64, i32)),
+}
+
 /// A table of images the indexes can sort, by position.
 trait Rows {
     /// The keys a [`Sorted`] of this table keeps a vector for.
     const KEYS: &'static [Key];
     fn id(&self, row: Row) -> &str;
     fn name(&self, row: Row) -> &str;
-    fn compare(&self, a: Row, b: Row, key: Key) -> Ordering;
+    fn value(&self, row: Row, key: Key) -> KeyValue<'_>;
+
+    fn compare(&self, a: Row, b: Row, key: Key) -> Ordering {
+        self.value(a, key).cmp(&self.value(b, key))
+    }
 }
 
 impl Rows for ComputeRows {
@@ -667,13 +713,13 @@ impl Rows for ComputeRows {
         self.names.get(row)
     }
 
-    fn compare(&self, a: Row, b: Row, key: Key) -> Ordering {
+    fn value(&self, row: Row, key: Key) -> KeyValue<'_> {
         match key {
-            Key::Id => self.id(a).cmp(self.id(b)),
-            Key::Name => self.name(a).cmp(self.name(b)),
-            Key::CreatedAt => self.created[a as usize].cmp(&self.created[b as usize]),
+            Key::Id => KeyValue::Text(self.id(row)),
+            Key::Name => KeyValue::Text(self.name(row)),
+            Key::CreatedAt => KeyValue::Time(self.created[row as usize]),
             // Compute images have no digest.
-            Key::Digest => Ordering::Equal,
+            Key::Digest => KeyValue::None,
         }
     }
 }
@@ -689,20 +735,14 @@ impl Rows for ContainerRows {
         self.names.get(row)
     }
 
-    fn compare(&self, a: Row, b: Row, key: Key) -> Ordering {
+    fn value(&self, row: Row, key: Key) -> KeyValue<'_> {
         match key {
-            Key::Id => self.id(a).cmp(self.id(b)),
-            Key::Name => self.name(a).cmp(self.name(b)),
-            Key::Digest => self.digests.get(a).cmp(self.digests.get(b)),
-            Key::CreatedAt => self.created[a as usize].cmp(&self.created[b as usize]),
+            Key::Id => KeyValue::Text(self.id(row)),
+            Key::Name => KeyValue::Text(self.name(row)),
+            Key::Digest => KeyValue::Text(self.digests.get(row)),
+            Key::CreatedAt => KeyValue::Time(self.created[row as usize]),
         }
     }
-}
-
-fn by_key_then_id<R: Rows>(table: &R, a: Row, b: Row, key: Key) -> Ordering {
-    table
-        .compare(a, b, key)
-        .then_with(|| table.id(a).cmp(table.id(b)))
 }
 
 /// The order within a run of equal first keys: the remaining keys, then id ascending.
@@ -725,13 +765,19 @@ impl Sorted {
     fn new<R: Rows>(table: &R, rows: Vec<Row>) -> Self {
         let views = R::KEYS
             .iter()
-            .map(|&key| {
-                let mut view = rows.clone();
-                view.sort_unstable_by(|&a, &b| by_key_then_id(table, a, b, key));
-                (key, view.into_boxed_slice())
-            })
+            .map(|&key| (key, Self::sort(table, rows.clone(), key)))
             .collect();
         Self { views }
+    }
+
+    /// `rows` by `key` then id. The values are looked up once, not at every comparison.
+    fn sort<R: Rows>(table: &R, rows: Vec<Row>, key: Key) -> Box<[Row]> {
+        let mut keyed: Vec<(KeyValue<'_>, &str, Row)> = rows
+            .into_iter()
+            .map(|row| (table.value(row, key), table.id(row), row))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        keyed.into_iter().map(|(_, _, row)| row).collect()
     }
 
     /// The images sorted by `key` then id. Every key of the table's `KEYS` has one.
