@@ -11,7 +11,7 @@
 # machine is small and shared: absolute numbers move with whatever else runs,
 # the ratio much less.
 #
-# Usage: bench/run.sh            full run (100,000 images, 9 rounds of 3 s; ~8 min)
+# Usage: bench/run.sh            full run (100,000 images, 9 rounds of 3 s; ~10 min)
 #        bench/run.sh --smoke    tiny catalogs, 1 s per run, 1 round (for CI)
 # Knobs (environment): BENCH_IMAGES, BENCH_CONTAINER_IMAGES, BENCH_LAYERS,
 # BENCH_STARTUP_IMAGES, BENCH_ROUNDS, BENCH_SECONDS, BENCH_WARMUP_SECONDS,
