@@ -8,6 +8,7 @@ mod request;
 mod routes;
 pub mod server;
 mod template;
+mod wire_json;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -49,6 +50,8 @@ struct Shared {
     table: RouteTable,
     grpc: Routes,
     status: MessageDescriptor,
+    /// Fast JSON rendering of every route's response type.
+    plans: wire_json::JsonPlans,
     /// gRPC services whose health decides readiness.
     served: Vec<String>,
     /// Shared with the gRPC face: one budget of calls in flight.
@@ -77,8 +80,10 @@ impl RestGateway {
         let status = pool
             .get_message_by_name("google.rpc.Status")
             .ok_or(GatewayError::Missing("google.rpc.Status"))?;
+        let plans = wire_json::JsonPlans::new(table.routes().iter().map(|route| &route.output));
         Ok(Self {
             shared: Arc::new(Shared {
+                plans,
                 table,
                 grpc,
                 status,
@@ -214,6 +219,9 @@ impl Shared {
                 reply.status_details.as_deref(),
             );
             return json_response(http_status(reply.code), body, reply.code);
+        }
+        if let Some(body) = self.plans.render(route.output.full_name(), &reply.message) {
+            return json_response(StatusCode::OK, body, 0);
         }
         let rendered = DynamicMessage::decode(route.output.clone(), reply.message)
             .map_err(|err| err.to_string())
