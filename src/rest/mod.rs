@@ -197,15 +197,16 @@ impl Shared {
                 );
             }
         };
-        let message = match request::build_request(route, path_vars, parts.uri.query(), &body) {
-            Ok(message) => message,
+        let payload = match request::encode_request(route, path_vars, parts.uri.query(), &body) {
+            Ok(payload) => payload,
             Err(err) => return fail(StatusCode::BAD_REQUEST, err),
         };
 
         let reply = grpc_call::unary(
             &self.grpc,
             &route.grpc_path,
-            &message.encode_to_vec(),
+            route.grpc_uri.clone(),
+            &payload,
             &parts.headers,
             &request_id,
             &self.metrics,
@@ -257,6 +258,7 @@ impl Shared {
             let reply = grpc_call::unary(
                 &self.grpc,
                 "/grpc.health.v1.Health/Check",
+                http::Uri::from_static("/grpc.health.v1.Health/Check"),
                 &probe.encode_to_vec(),
                 &http::HeaderMap::new(),
                 request_id,
