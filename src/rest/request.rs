@@ -237,3 +237,35 @@ fn insert(object: &mut Map<String, Json>, path: &[FieldDescriptor], value: Json,
         current.insert(key, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::rest::routes::RouteTable;
+
+    #[test]
+    fn the_direct_encoding_equals_the_general_one() {
+        let pool = crate::proto::descriptor_pool().expect("the built-in descriptors decode");
+        let table = RouteTable::from_services(
+            pool,
+            &[
+                crate::proto::COMPUTE_IMAGE_SERVICE,
+                crate::proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+            ],
+        )
+        .expect("routes build");
+        for path in [
+            "/compute/v1/images/fd8abc",
+            "/container-registry/v1/images/crp%2Fx",
+        ] {
+            let (route, vars) = table.find(&Method::GET, path).expect("a route");
+            let direct = encode_path_strings(route, &vars).expect("a path-only Get");
+            let general = build_request(route, vars, None, &[])
+                .expect("valid")
+                .encode_to_vec();
+            assert_eq!(direct, general, "{path}");
+        }
+    }
+}
