@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Request, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
 use tonic::service::Routes;
 use tower::ServiceExt;
@@ -36,6 +36,7 @@ pub struct Reply {
 pub async fn unary(
     routes: &Routes,
     grpc_path: &str,
+    uri: Uri,
     payload: &[u8],
     incoming: &HeaderMap,
     request_id: &RequestId,
@@ -44,14 +45,14 @@ pub async fn unary(
     let started = Instant::now();
     record_grpc_method(grpc_path);
     metrics.call_started(grpc_path);
-    let reply = call(routes, grpc_path, payload, incoming, request_id).await;
+    let reply = call(routes, uri, payload, incoming, request_id).await;
     metrics.call_finished(grpc_path, reply.code, started.elapsed());
     reply
 }
 
 async fn call(
     routes: &Routes,
-    grpc_path: &str,
+    uri: Uri,
     payload: &[u8],
     incoming: &HeaderMap,
     request_id: &RequestId,
@@ -61,9 +62,9 @@ async fn call(
     frame.put_u32(payload.len() as u32);
     frame.put_slice(payload);
 
-    let mut request = Request::post(grpc_path)
-        .body(tonic::body::Body::new(Full::new(frame.freeze())))
-        .unwrap_or_default();
+    let mut request = Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
     let headers = request.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -81,12 +82,29 @@ async fn call(
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let (parts, body) = response.into_parts();
-    let collected = match body.collect().await {
-        Ok(collected) => collected,
-        Err(status) => return failed(status.code() as i32, status.message()),
-    };
-    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let (parts, mut body) = response.into_parts();
+    // Frame by frame rather than collect(): a unary answer is one data frame,
+    // kept as it is, then the trailers.
+    let mut data = Bytes::new();
+    let mut more: Option<BytesMut> = None;
+    let mut trailers = HeaderMap::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(status) => return failed(status.code() as i32, status.message()),
+        };
+        match frame.into_data() {
+            Ok(chunk) if data.is_empty() && more.is_none() => data = chunk,
+            Ok(chunk) => more
+                .get_or_insert_with(|| BytesMut::from(std::mem::take(&mut data)))
+                .extend_from_slice(&chunk),
+            Err(frame) => {
+                if let Ok(received) = frame.into_trailers() {
+                    trailers.extend(received);
+                }
+            }
+        }
+    }
     // A failed unary call usually comes back trailers-only: the status is in the headers.
     let status_headers = if parts.headers.contains_key("grpc-status") {
         &parts.headers
@@ -114,7 +132,7 @@ async fn call(
             status_details: details,
         };
     }
-    let body = collected.to_bytes();
+    let body = more.map_or(data, BytesMut::freeze);
     match unframe(body) {
         Some(message) => Reply {
             code: 0,

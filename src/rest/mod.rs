@@ -8,6 +8,7 @@ mod request;
 mod routes;
 pub mod server;
 mod template;
+mod wire_json;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -49,6 +50,8 @@ struct Shared {
     table: RouteTable,
     grpc: Routes,
     status: MessageDescriptor,
+    /// Fast JSON rendering of every route's response type.
+    plans: wire_json::JsonPlans,
     /// gRPC services whose health decides readiness.
     served: Vec<String>,
     /// Shared with the gRPC face: one budget of calls in flight.
@@ -77,8 +80,10 @@ impl RestGateway {
         let status = pool
             .get_message_by_name("google.rpc.Status")
             .ok_or(GatewayError::Missing("google.rpc.Status"))?;
+        let plans = wire_json::JsonPlans::new(table.routes().iter().map(|route| &route.output));
         Ok(Self {
             shared: Arc::new(Shared {
+                plans,
                 table,
                 grpc,
                 status,
@@ -192,15 +197,16 @@ impl Shared {
                 );
             }
         };
-        let message = match request::build_request(route, path_vars, parts.uri.query(), &body) {
-            Ok(message) => message,
+        let payload = match request::encode_request(route, path_vars, parts.uri.query(), &body) {
+            Ok(payload) => payload,
             Err(err) => return fail(StatusCode::BAD_REQUEST, err),
         };
 
         let reply = grpc_call::unary(
             &self.grpc,
             &route.grpc_path,
-            &message.encode_to_vec(),
+            route.grpc_uri.clone(),
+            &payload,
             &parts.headers,
             &request_id,
             &self.metrics,
@@ -214,6 +220,9 @@ impl Shared {
                 reply.status_details.as_deref(),
             );
             return json_response(http_status(reply.code), body, reply.code);
+        }
+        if let Some(body) = self.plans.render(route.output.full_name(), &reply.message) {
+            return json_response(StatusCode::OK, body, 0);
         }
         let rendered = DynamicMessage::decode(route.output.clone(), reply.message)
             .map_err(|err| err.to_string())
@@ -249,6 +258,7 @@ impl Shared {
             let reply = grpc_call::unary(
                 &self.grpc,
                 "/grpc.health.v1.Health/Check",
+                http::Uri::from_static("/grpc.health.v1.Health/Check"),
                 &probe.encode_to_vec(),
                 &http::HeaderMap::new(),
                 request_id,

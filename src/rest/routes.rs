@@ -24,6 +24,8 @@ pub struct Route {
     pub body: BodyTarget,
     /// `/package.Service/Method`, the gRPC path the call is sent to.
     pub grpc_path: String,
+    /// The same path as a request URI, parsed once.
+    pub grpc_uri: http::Uri,
     pub input: MessageDescriptor,
     pub output: MessageDescriptor,
 }
@@ -170,7 +172,12 @@ fn route_from_rule(
         "*" => BodyTarget::Whole,
         field => BodyTarget::Field(field.to_owned()),
     };
+    let grpc_uri = http::Uri::try_from(grpc_path).map_err(|_| RouteError::Verb {
+        method: grpc_path.into(),
+        verb: "(not a valid URI path)".into(),
+    })?;
     Ok(Route {
+        grpc_uri,
         method: verb,
         template,
         body,
