@@ -7,6 +7,7 @@
 
 pub mod backend_health;
 pub mod catalog;
+pub mod catalog_reload;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -21,15 +21,16 @@ use tower::Layer;
 
 use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
+use crate::catalog_reload::{self, CatalogReloader, ReloadTasks};
 use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
-use crate::limits::{InFlight, InFlightLimitLayer};
+use crate::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
 use crate::metrics::Metrics;
 use crate::proto;
 use crate::repository::postgres::{self, Database, DatabaseError};
-use crate::repository::{MemoryRepository, Repositories, RepositoryError};
+use crate::repository::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
 use crate::rest::{GatewayError, RestGateway};
 
 /// The gRPC services this server implements, by full name (health reports each).
@@ -79,6 +80,8 @@ pub struct Application {
     metrics: Arc<Metrics>,
     /// Watches the database, when served from one; stops with the server.
     backend_health: Option<BackendHealth>,
+    /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
+    catalog_reload: Option<ReloadTasks>,
 }
 
 /// Connection and load limits of the gRPC listener.
@@ -86,6 +89,7 @@ struct GrpcLimits {
     in_flight: Arc<InFlight>,
     grpc_max_streams: u32,
     http2_keepalive: Duration,
+    max_request_size: usize,
 }
 
 /// A keepalive PING unanswered this long drops the connection.
@@ -109,7 +113,14 @@ impl Application {
                 let applied = postgres::migrate(&database).await?;
                 tracing::info!(applied, "database schema up to date");
             }
-            return Self::build_with_database(settings, database).await;
+            let mut app = Self::build_with_database(settings, database).await?;
+            // --- catalog reload: not applicable to a database ---
+            tracing::info!("serving from the database: SIGHUP does not reload anything");
+            app.catalog_reload = Some(
+                catalog_reload::ignore_hangup("the catalog is served from the database")
+                    .map_err(StartupError::Signals)?,
+            );
+            return Ok(app);
         }
         let catalog = match &settings.catalog {
             Some(path) => Catalog::from_file(path)?,
@@ -121,9 +132,20 @@ impl Application {
         );
         tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
         let sizes = (catalog.compute_images.len(), catalog.container_images.len());
-        let repositories = Repositories::in_memory(MemoryRepository::new(catalog));
-        let app = Self::build_with_repositories(settings, repositories).await?;
+        let memory = Arc::new(SwappableRepository::new(MemoryRepository::new(catalog)));
+        let repositories = Repositories::swappable(memory.clone());
+        let mut app = Self::build_with_repositories(settings, repositories).await?;
         app.metrics.set_catalog_size(sizes.0, sizes.1);
+        // --- catalog reload: handlers registered before anything is served ---
+        let tasks = match &settings.catalog {
+            Some(path) => {
+                app.metrics.set_catalog_loaded_now();
+                let reloader = CatalogReloader::new(path.clone(), memory, app.metrics.clone());
+                catalog_reload::spawn(Arc::new(reloader), settings.watch_catalog)
+            }
+            None => catalog_reload::ignore_hangup("the built-in demo catalog is served"),
+        };
+        app.catalog_reload = Some(tasks.map_err(StartupError::Signals)?);
         Ok(app)
     }
 
@@ -136,6 +158,7 @@ impl Application {
         let mut app =
             Self::build_with_repositories(settings, Repositories::postgres(database.clone()))
                 .await?;
+        app.metrics.watch_database(database.clone());
         app.backend_health = Some(BackendHealth::spawn(
             database,
             app.health.clone(),
@@ -162,8 +185,14 @@ impl Application {
         let routes = Routes::new(health_service)
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
-            .add_service(ComputeImages::server(repositories.compute))
-            .add_service(ContainerRegistryImages::server(repositories.container))
+            .add_service(ComputeImages::server(
+                repositories.compute,
+                settings.max_request_size,
+            ))
+            .add_service(ContainerRegistryImages::server(
+                repositories.container,
+                settings.max_request_size,
+            ))
             .prepare();
 
         let pool =
@@ -177,6 +206,7 @@ impl Application {
             routes.clone(),
             in_flight.clone(),
             metrics.clone(),
+            settings.max_request_size,
         )?);
         let context = context.with_metrics(metrics.clone());
 
@@ -196,8 +226,10 @@ impl Application {
                 in_flight,
                 grpc_max_streams: settings.grpc_max_streams,
                 http2_keepalive: settings.http2_keepalive,
+                max_request_size: settings.max_request_size,
             },
             backend_health: None,
+            catalog_reload: None,
         })
     }
 
@@ -224,6 +256,7 @@ impl Application {
     /// not keep the process alive.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "serving gRPC and REST");
+        let _catalog_reload = self.catalog_reload;
         let (stop, stopped) = watch::channel(false);
         let http = tokio::spawn(crate::rest::server::serve(
             self.http_listener,
@@ -242,6 +275,7 @@ impl Application {
             .tcp_keepalive(Some(TCP_KEEPALIVE))
             .layer(self.context)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
+            .layer(OversizeStatusLayer::new(self.limits.max_request_size))
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = grpc_stopped.wait_for(|s| *s).await;

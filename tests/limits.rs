@@ -142,3 +142,50 @@ async fn past_the_limit_calls_are_refused_at_once_on_both_faces() {
         .unwrap();
     assert_eq!(rest.status(), 200);
 }
+
+#[tokio::test]
+async fn requests_over_the_size_limit_are_refused_on_both_faces() {
+    let settings = image_service::config::ServeArgs {
+        max_request_size: 1024,
+        ..test_settings(None)
+    };
+    let app = TestApp::start(settings, None, None).await;
+    let mut client = ImageServiceClient::new(app.channel().await);
+
+    let refused = client
+        .get(GetImageRequest {
+            image_id: "x".repeat(2000),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("limit of 1024 bytes"),
+        "{refused:?}"
+    );
+    // Under the limit, the same call is answered.
+    let found = client
+        .get(GetImageRequest {
+            image_id: ID.into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.into_inner().id, ID);
+
+    let http = reqwest::Client::new();
+    let big = http
+        .post(app.http_url("/compute/v1/images"))
+        .body(format!(r#"{{"folderId":"{}"}}"#, "f".repeat(2000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let small = http
+        .post(app.http_url("/compute/v1/images"))
+        .body(r#"{"folderId":"f"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(small.status(), 413, "a small body passes the limit");
+    app.stop().await;
+}

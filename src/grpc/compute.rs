@@ -38,16 +38,23 @@ impl ComputeImages {
         Self { repository }
     }
 
-    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ComputeImagesServer {
+    /// The service with Get answered from the stored encoding, decoding
+    /// requests of at most `max_request_size` bytes.
+    pub fn server(
+        repository: Arc<dyn ComputeImageRepository>,
+        max_request_size: usize,
+    ) -> ComputeImagesServer {
         let lookup = repository.clone();
         EncodedGet::new(
-            ImageServiceServer::new(Self::new(repository)),
+            ImageServiceServer::new(Self::new(repository))
+                .max_decoding_message_size(max_request_size),
             "/yandex.cloud.compute.v1.ImageService/Get",
             |request: GetImageRequest| request.image_id,
             Arc::new(move |id| {
                 let repository = lookup.clone();
                 Box::pin(async move { repository.get_compute_image_encoded(&id).await })
             }),
+            max_request_size,
         )
     }
 }

@@ -33,16 +33,23 @@ impl ContainerRegistryImages {
         Self { repository }
     }
 
-    pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ContainerRegistryImagesServer {
+    /// The service with Get answered from the stored encoding, decoding
+    /// requests of at most `max_request_size` bytes.
+    pub fn server(
+        repository: Arc<dyn ContainerImageRepository>,
+        max_request_size: usize,
+    ) -> ContainerRegistryImagesServer {
         let lookup = repository.clone();
         EncodedGet::new(
-            ImageServiceServer::new(Self::new(repository)),
+            ImageServiceServer::new(Self::new(repository))
+                .max_decoding_message_size(max_request_size),
             "/yandex.cloud.containerregistry.v1.ImageService/Get",
             |request: GetImageRequest| request.image_id,
             Arc::new(move |id| {
                 let repository = lookup.clone();
                 Box::pin(async move { repository.get_container_image_encoded(&id).await })
             }),
+            max_request_size,
         )
     }
 }

@@ -71,6 +71,8 @@ pub struct EncodedGet<S, Req> {
     path: &'static str,
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    /// Largest request message decoded (the generated server's limit too).
+    max_request_size: usize,
     _request: PhantomData<fn(Req)>,
 }
 
@@ -80,12 +82,14 @@ impl<S, Req> EncodedGet<S, Req> {
         path: &'static str,
         image_id: fn(Req) -> String,
         lookup: EncodedLookup,
+        max_request_size: usize,
     ) -> Self {
         Self {
             inner,
             path,
             image_id,
             lookup,
+            max_request_size,
             _request: PhantomData,
         }
     }
@@ -98,6 +102,7 @@ impl<S: Clone, Req> Clone for EncodedGet<S, Req> {
             path: self.path,
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            max_request_size: self.max_request_size,
             _request: PhantomData,
         }
     }
@@ -135,9 +140,11 @@ where
             image_id: self.image_id,
             lookup: self.lookup.clone(),
         };
+        let max_request_size = self.max_request_size;
         Box::pin(async move {
-            // The generated server's defaults: no compression, default size limits.
-            let mut grpc = Grpc::new(tonic_prost::ProstCodec::<EncodedMessage, Req>::default());
+            // As the generated server: no compression, the same size limit.
+            let mut grpc = Grpc::new(tonic_prost::ProstCodec::<EncodedMessage, Req>::default())
+                .max_decoding_message_size(max_request_size);
             Ok(grpc.unary(method, request).await)
         })
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod process;
 
 use std::io::Write;
 use std::net::SocketAddr;
