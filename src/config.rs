@@ -118,6 +118,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGE_SERVICE_MAX_REQUEST_SIZE", default_value = "4MiB", value_parser = parse_size)]
     pub max_request_size: usize,
 
+    /// Close a connection (either listener) on which no call has run for this
+    /// long; 0s keeps idle connections open.
+    #[arg(long, env = "IMAGE_SERVICE_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
     /// HTTP/2 keepalive PING interval on gRPC connections (a peer that doesn't
     /// answer within 10 s is dropped).
     #[arg(long, env = "IMAGE_SERVICE_HTTP2_KEEPALIVE", default_value = "30s", value_parser = parse_duration)]
@@ -144,6 +149,7 @@ impl Default for ServeArgs {
             grpc_max_streams: 256,
             http2_keepalive: Duration::from_secs(30),
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -304,6 +310,7 @@ mod tests {
         assert_eq!(parsed.http2_keepalive, default.http2_keepalive);
         assert_eq!(parsed.max_request_size, default.max_request_size);
         assert_eq!(parsed.watch_catalog, default.watch_catalog);
+        assert_eq!(parsed.idle_timeout, default.idle_timeout);
     }
 
     #[test]

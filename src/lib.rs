@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod idle;
 pub mod limits;
 pub mod metrics;
 pub mod proto;

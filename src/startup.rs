@@ -26,6 +26,7 @@ use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
+use crate::idle::{IdleIncoming, IdleTrackLayer};
 use crate::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
 use crate::metrics::Metrics;
 use crate::proto;
@@ -90,6 +91,8 @@ struct GrpcLimits {
     grpc_max_streams: u32,
     http2_keepalive: Duration,
     max_request_size: usize,
+    /// Both listeners: `None` keeps idle connections open.
+    idle_timeout: Option<Duration>,
 }
 
 /// A keepalive PING unanswered this long drops the connection.
@@ -227,6 +230,7 @@ impl Application {
                 grpc_max_streams: settings.grpc_max_streams,
                 http2_keepalive: settings.http2_keepalive,
                 max_request_size: settings.max_request_size,
+                idle_timeout: Some(settings.idle_timeout).filter(|t| !t.is_zero()),
             },
             backend_health: None,
             catalog_reload: None,
@@ -263,9 +267,11 @@ impl Application {
             self.rest,
             stopped.clone(),
             self.drain_timeout,
+            self.limits.idle_timeout,
         ));
 
         let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        let incoming = IdleIncoming::new(incoming, self.limits.idle_timeout);
         let (draining, drain_started) = oneshot::channel::<()>();
         let mut grpc_stopped = stopped;
         let serve = Server::builder()
@@ -273,6 +279,7 @@ impl Application {
             .http2_keepalive_interval(Some(self.limits.http2_keepalive))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .tcp_keepalive(Some(TCP_KEEPALIVE))
+            .layer(IdleTrackLayer::default())
             .layer(self.context)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
             .layer(OversizeStatusLayer::new(self.limits.max_request_size))

@@ -1,5 +1,5 @@
-//! The HTTP listener: HTTP/1.1 and h2c on one port, with limits on header size
-//! and slow clients, and a bounded graceful drain.
+//! The HTTP listener: HTTP/1.1 and h2c on one port, with limits on header size,
+//! slow clients and idle connections, and a bounded graceful drain.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +14,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::Layer;
+
+use crate::idle::{IdleIo, IdleTrackLayer};
 
 /// Request line plus headers of an HTTP/1.1 request (431 beyond).
 const MAX_HTTP1_HEAD_BYTES: usize = 64 * 1024;
@@ -30,6 +33,7 @@ pub async fn serve<S, B>(
     service: S,
     mut stop: watch::Receiver<bool>,
     drain_timeout: Duration,
+    idle_timeout: Option<Duration>,
 ) where
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -67,7 +71,9 @@ pub async fn serve<S, B>(
                 };
                 let _ = stream.set_nodelay(true);
                 let builder = builder.clone();
-                let service = TowerToHyperService::new(service.clone());
+                let stream = IdleIo::new(stream, idle_timeout);
+                let track = IdleTrackLayer::for_connection(stream.activity());
+                let service = TowerToHyperService::new(track.layer(service.clone()));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
