@@ -9,6 +9,7 @@ pub mod backend_health;
 pub mod catalog;
 pub mod catalog_reload;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod grpc;

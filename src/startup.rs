@@ -26,6 +26,7 @@ use crate::config::ServeArgs;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
+use crate::deadline::DeadlineLayer;
 use crate::idle::{IdleIncoming, IdleTrackLayer};
 use crate::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
 use crate::metrics::Metrics;
@@ -264,7 +265,7 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         let http = tokio::spawn(crate::rest::server::serve(
             self.http_listener,
-            self.rest,
+            DeadlineLayer.layer(self.rest),
             stopped.clone(),
             self.drain_timeout,
             self.limits.idle_timeout,
@@ -280,6 +281,7 @@ impl Application {
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .tcp_keepalive(Some(TCP_KEEPALIVE))
             .layer(IdleTrackLayer::default())
+            .layer(DeadlineLayer)
             .layer(self.context)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
             .layer(OversizeStatusLayer::new(self.limits.max_request_size))

@@ -10,6 +10,8 @@ use image_service::proto::compute;
 use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::repository::postgres::Database;
 use pg_support::{Mode, Proxy, TestSchema, closed_port, database_addr, quick_pool, url_via};
+use std::time::Duration;
+
 use tonic::Code;
 
 const ID: &str = "fd824k6uqk9cvi1ise4i";
@@ -129,6 +131,57 @@ async fn a_database_that_stops_answering_counts_as_timeout() {
     );
     assert!(timeouts >= 1.0, "{text}");
     proxy.set(Mode::Up);
+    app.stop().await;
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_deadline_bounds_the_database_work() {
+    let Some(schema) = TestSchema::create("the_callers_deadline_bounds_the_database_work").await
+    else {
+        return;
+    };
+    schema.migrated().await;
+    let proxy = Proxy::start(database_addr(&schema.url)).await;
+    // The statement timeout (2 s) is far beyond the callers' deadlines.
+    let database = Database::connect(&url_via(&schema.url, proxy.addr), &quick_pool()).unwrap();
+    let app = TestApp::with_database(database).await;
+    assert_eq!(get(&app).await.unwrap_err().code(), Code::NotFound);
+    proxy.set(Mode::Stalled);
+
+    // REST passes grpc-timeout on; the pooled connection's query is cut at it.
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .get(app.http_url(&format!("/compute/v1/images/{ID}")))
+        .header("grpc-timeout", "300m")
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), 503);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("grpc-timeout"), "{body}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+
+    // gRPC: the call's deadline bounds the wait, and the connection it used
+    // is not handed back with a reply still due.
+    let mut client = ImageServiceClient::new(app.channel().await);
+    let mut request = tonic::Request::new(compute::GetImageRequest {
+        image_id: ID.into(),
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert!(client.get(request).await.is_err());
+    assert!(started.elapsed() < Duration::from_millis(1500));
+
+    proxy.set(Mode::Up);
+    assert_eq!(get(&app).await.unwrap_err().code(), Code::NotFound);
+    let text = scrape(&app).await;
+    let timeouts = value(
+        &text,
+        r#"image_service_database_errors_total{kind="timeout"}"#,
+    );
+    assert!(timeouts >= 1.0, "{text}");
     app.stop().await;
     schema.drop().await;
 }

@@ -19,6 +19,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::config::PoolArgs;
+use crate::deadline;
 use crate::repository::RepositoryError;
 
 /// Prepared statements kept per connection before the cache starts over: List
@@ -159,9 +160,22 @@ impl Database {
         query_error(err)
     }
 
-    /// A connection from the pool, waiting at most the acquire timeout.
+    /// A connection from the pool, waiting at most the acquire timeout (and
+    /// the running call's deadline).
     pub async fn connection(&self) -> Result<Object, RepositoryError> {
-        self.pool.get().await.map_err(|err| {
+        let waited = match deadline::remaining() {
+            Some(left) => match tokio::time::timeout(left, self.pool.get()).await {
+                Ok(waited) => waited,
+                Err(_) => {
+                    self.count(ErrorKind::Timeout);
+                    return Err(RepositoryError::Unavailable(
+                        "the call's deadline (grpc-timeout) passed while waiting for a database connection".into(),
+                    ));
+                }
+            },
+            None => self.pool.get().await,
+        };
+        waited.map_err(|err| {
             self.count(match &err {
                 PoolError::Timeout(_) => ErrorKind::Timeout,
                 PoolError::Backend(err) => kind_of(err),
@@ -245,15 +259,20 @@ impl Database {
         }
     }
 
-    /// `work` within the statement timeout: the client's own deadline, for
-    /// when the network stops answering and the server's timeout can't.
+    /// `work` within the statement timeout (the client's own deadline, for
+    /// when the network stops answering and the server's timeout can't), or
+    /// within the running call's deadline when that comes first.
     async fn deadline<T>(
         &self,
         work: impl Future<Output = Result<T, RepositoryError>>,
     ) -> Result<Result<T, RepositoryError>, Late> {
-        tokio::time::timeout(self.statement_timeout, work)
+        let (limit, call) = match deadline::remaining() {
+            Some(left) if left < self.statement_timeout => (left, true),
+            _ => (self.statement_timeout, false),
+        };
+        tokio::time::timeout(limit, work)
             .await
-            .map_err(|_| Late(self.statement_timeout))
+            .map_err(|_| Late { limit, call })
     }
 
     /// The statement timeout the pool's connections run with.
@@ -262,8 +281,12 @@ impl Database {
     }
 }
 
-/// A statement that outlived the client's deadline.
-struct Late(Duration);
+/// A statement that outlived the client's deadline (`call`: the running
+/// call's, else the statement timeout).
+struct Late {
+    limit: Duration,
+    call: bool,
+}
 
 impl Database {
     /// The answer; past the deadline, an error, and the connection is closed
@@ -275,12 +298,22 @@ impl Database {
     ) -> Result<T, RepositoryError> {
         match answer {
             Ok(answer) => answer,
-            Err(Late(limit)) => {
+            Err(Late { limit, call }) => {
                 self.count(ErrorKind::Timeout);
+                // Stop the server's work too: nobody waits for its answer.
+                let cancel = client.cancel_token();
+                let bound = self.statement_timeout;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
+                });
                 drop(Object::take(client));
-                Err(RepositoryError::Unavailable(format!(
-                    "the database did not answer within {limit:?}"
-                )))
+                Err(RepositoryError::Unavailable(if call {
+                    format!(
+                        "the call's deadline (grpc-timeout) passed after {limit:?}, before the database answered"
+                    )
+                } else {
+                    format!("the database did not answer within {limit:?}")
+                }))
             }
         }
     }
