@@ -15,6 +15,7 @@ const ENTRY_FILES: &[&str] = &[
     "yandex/cloud/compute/v1/image_service.proto",
     "yandex/cloud/containerregistry/v1/image_service.proto",
     "yandex/cloud/containerregistry/v1/registry.proto",
+    "yandex/cloud/endpoint/api_endpoint_service.proto",
     "yandex/cloud/validation.proto",
     "google/rpc/error_details.proto",
 ];

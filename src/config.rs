@@ -23,6 +23,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC and REST APIs (on the built-in demo catalog unless --catalog is given).
@@ -127,6 +129,77 @@ pub struct ServeArgs {
     /// answer within 10 s is dropped).
     #[arg(long, env = "IMAGE_SERVICE_HTTP2_KEEPALIVE", default_value = "30s", value_parser = parse_duration)]
     pub http2_keepalive: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// HOST:PORT that endpoint discovery (yandex.cloud.endpoint.ApiEndpointService)
+    /// gives clients for compute, container-registry and iam. Default: the bound
+    /// gRPC address.
+    #[arg(long, env = "IMAGE_SERVICE_ADVERTISE_ADDRESS", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub advertise_address: Option<String>,
+
+    /// Export each call's span over OTLP/gRPC to this collector (e.g.
+    /// http://otel-collector:4317), in batches. Without it nothing is exported.
+    #[arg(long, env = "IMAGE_SERVICE_OTLP_ENDPOINT", value_name = "URL", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An `http://host:port` URL (the exporter speaks plaintext gRPC).
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!(
+            "{text:?}: expected http://HOST:PORT of an OTLP/gRPC collector"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// TLS on both listeners (plaintext without these). Reread on SIGHUP.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM file of the server certificate chain, leaf first (with --tls-key).
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file of the CAs whose client certificates are accepted: with it,
+    /// every connection must present one (mutual TLS).
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// `HOST:PORT` with a non-empty host and a port number (IPv6 hosts in brackets).
+pub fn parse_host_port(text: &str) -> Result<String, String> {
+    let problem = || format!("{text:?} is not HOST:PORT (e.g. images.example.com:443)");
+    let (host, port) = text.rsplit_once(':').ok_or_else(problem)?;
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    if bare_host.is_empty() || host.chars().any(char::is_whitespace) || port.parse::<u16>().is_err()
+    {
+        return Err(problem());
+    }
+    Ok(text.to_owned())
 }
 
 impl Default for ServeArgs {
@@ -150,6 +223,9 @@ impl Default for ServeArgs {
             http2_keepalive: Duration::from_secs(30),
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             idle_timeout: Duration::from_secs(300),
+            tls: TlsArgs::default(),
+            advertise_address: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -332,6 +408,43 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn tls_cert_and_key_come_together() {
+        for flag in ["--tls-cert", "--tls-key"] {
+            let err = Cli::try_parse_from(["image-service", "serve", flag, "x.pem"]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+        let err = Cli::try_parse_from(["image-service", "serve", "--tls-client-ca", "ca.pem"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn advertise_address_is_host_and_port() {
+        assert_eq!(
+            parse_host_port("localhost:443").as_deref(),
+            Ok("localhost:443")
+        );
+        assert_eq!(parse_host_port("[::1]:50051").as_deref(), Ok("[::1]:50051"));
+        assert!(parse_host_port("localhost").is_err());
+        assert!(parse_host_port(":443").is_err());
+        assert!(parse_host_port("host:http").is_err());
+        assert!(parse_host_port("host:70000").is_err());
+    }
+
+    #[test]
+    fn otlp_endpoint_must_be_an_http_url() {
+        let parse = |value: &str| {
+            Cli::try_parse_from(["image-service", "serve", "--otlp-endpoint", value])
+                .map_err(|err| err.to_string())
+        };
+        assert!(parse("http://collector:4317").is_ok());
+        for bad in ["collector:4317", "https://collector:4317", "http://"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("--otlp-endpoint"), "{bad}: {err}");
+        }
     }
 
     #[test]

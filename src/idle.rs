@@ -16,13 +16,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tower::{Layer, Service};
 
 /// Calls running on one connection, and when the last one ended.
@@ -185,20 +186,36 @@ impl Connected for IdleIo<TcpStream> {
     }
 }
 
-/// The gRPC listener's connections, each wrapped in [`IdleIo`].
-pub struct IdleIncoming {
-    inner: TcpIncoming,
+/// The same information whether or not the connection is TLS, so one layer
+/// finds it in both cases.
+impl Connected for IdleIo<TlsStream<TcpStream>> {
+    type ConnectInfo = IdleConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        IdleConnectInfo {
+            tcp: self.inner.get_ref().0.connect_info(),
+            activity: self.activity.clone(),
+        }
+    }
+}
+
+/// The gRPC listener's connections (plain or TLS), each wrapped in [`IdleIo`].
+pub struct IdleIncoming<St> {
+    inner: St,
     timeout: Option<Duration>,
 }
 
-impl IdleIncoming {
-    pub fn new(inner: TcpIncoming, timeout: Option<Duration>) -> Self {
+impl<St> IdleIncoming<St> {
+    pub fn new(inner: St, timeout: Option<Duration>) -> Self {
         Self { inner, timeout }
     }
 }
 
-impl Stream for IdleIncoming {
-    type Item = io::Result<IdleIo<TcpStream>>;
+impl<St, IO> Stream for IdleIncoming<St>
+where
+    St: Stream<Item = io::Result<IO>> + Unpin,
+{
+    type Item = io::Result<IdleIo<IO>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let timeout = self.timeout;

@@ -21,3 +21,4 @@ pub mod repository;
 pub mod rest;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;

@@ -99,7 +99,6 @@ async fn export(args: ExportArgs) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,11 +106,21 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
     };
+    // The span exporter's gRPC client runs on this runtime.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        match telemetry::init(args.log_format, args.otlp_endpoint.as_deref()) {
+            Ok(telemetry) => telemetry,
+            Err(err) => return fail(&err.to_string()),
+        }
+    };
     let result = runtime.block_on(async {
         let signal = shutdown_signal().map_err(StartupError::Signals)?;
         let app = Application::build(&args).await?;
         app.run_until(signal).await
     });
+    // Sends the spans still batched while the runtime (and its client) is alive.
+    telemetry.shutdown();
     match result {
         Ok(()) => {
             tracing::info!("stopped");

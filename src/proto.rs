@@ -11,6 +11,7 @@ include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 
 pub use yandex::cloud::compute::v1 as compute;
 pub use yandex::cloud::containerregistry::v1 as container_registry;
+pub use yandex::cloud::endpoint;
 
 /// Every file under proto/ with its imports, options kept (google.api.http included).
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -19,6 +20,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Full names of the gRPC services this server implements.
 pub const COMPUTE_IMAGE_SERVICE: &str = "yandex.cloud.compute.v1.ImageService";
 pub const CONTAINER_REGISTRY_IMAGE_SERVICE: &str = "yandex.cloud.containerregistry.v1.ImageService";
+pub const API_ENDPOINT_SERVICE: &str = "yandex.cloud.endpoint.ApiEndpointService";
 
 static POOL: LazyLock<Result<DescriptorPool, DescriptorError>> =
     LazyLock::new(|| DescriptorPool::decode(FILE_DESCRIPTOR_SET));

@@ -7,10 +7,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -26,6 +28,7 @@ use crate::config::ServeArgs;
 use crate::deadline::DeadlineLayer;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
+use crate::grpc::endpoint::ApiEndpoints;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
 use crate::idle::{IdleIncoming, IdleTrackLayer};
 use crate::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
@@ -34,11 +37,20 @@ use crate::proto;
 use crate::repository::postgres::{self, Database, DatabaseError};
 use crate::repository::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
 use crate::rest::{GatewayError, RestGateway};
+use crate::tls::{Face, Tls, TlsError, TlsFiles};
 
 /// The gRPC services this server implements, by full name (health reports each).
 pub const SERVED_SERVICES: [&str; 2] = [
     proto::COMPUTE_IMAGE_SERVICE,
     proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+];
+
+/// Every service of ours on both faces (REST routes, metrics, readiness):
+/// the image services plus endpoint discovery, which needs no backend.
+pub const PUBLIC_SERVICES: [&str; 3] = [
+    proto::COMPUTE_IMAGE_SERVICE,
+    proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+    proto::API_ENDPOINT_SERVICE,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +72,8 @@ pub enum StartupError {
     Descriptors(String),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("gRPC server failed: {0}")]
@@ -84,6 +98,15 @@ pub struct Application {
     backend_health: Option<BackendHealth>,
     /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
     catalog_reload: Option<ReloadTasks>,
+    tls: Option<TlsReload>,
+}
+
+/// TLS in force on both listeners, and the SIGHUP stream that rereads its
+/// files. The stream is registered at build, before anything is served, so a
+/// SIGHUP can never take the default action of ending the process.
+struct TlsReload {
+    tls: Tls,
+    hangup: Signal,
 }
 
 /// Connection and load limits of the gRPC listener.
@@ -176,11 +199,27 @@ impl Application {
         settings: &ServeArgs,
         repositories: Repositories,
     ) -> Result<Self, StartupError> {
+        let tls = match TlsFiles::from_args(&settings.tls)? {
+            Some(files) => Some(TlsReload {
+                tls: Tls::load(files)?,
+                hangup: signal(SignalKind::hangup()).map_err(StartupError::Signals)?,
+            }),
+            None => None,
+        };
         let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
         let (http_listener, http_addr) = bind(settings.http_listen).await?;
+        let advertised = settings.advertise_address.clone().unwrap_or_else(|| {
+            if grpc_addr.ip().is_unspecified() {
+                tracing::warn!(
+                    address = %grpc_addr,
+                    "endpoint discovery advertises an address clients cannot dial: set --advertise-address"
+                );
+            }
+            grpc_addr.to_string()
+        });
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        for service in SERVED_SERVICES {
+        for service in PUBLIC_SERVICES {
             health
                 .set_service_status(service, ServingStatus::Serving)
                 .await;
@@ -197,16 +236,17 @@ impl Application {
                 repositories.container,
                 settings.max_request_size,
             ))
+            .add_service(ApiEndpoints::server(&advertised))
             .prepare();
 
         let pool =
             proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
         let context = RequestContextLayer::new(settings.access_log);
         let in_flight = InFlight::new(settings.max_in_flight as usize);
-        let metrics = Arc::new(Metrics::new(pool, &SERVED_SERVICES, in_flight.clone()));
+        let metrics = Arc::new(Metrics::new(pool, &PUBLIC_SERVICES, in_flight.clone()));
         let rest = context.clone().layer(RestGateway::new(
             pool,
-            &SERVED_SERVICES,
+            &PUBLIC_SERVICES,
             routes.clone(),
             in_flight.clone(),
             metrics.clone(),
@@ -235,6 +275,7 @@ impl Application {
             },
             backend_health: None,
             catalog_reload: None,
+            tls,
         })
     }
 
@@ -260,36 +301,69 @@ impl Application {
     /// most the drain timeout: a client that never acknowledges the GOAWAY must
     /// not keep the process alive.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
-        tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "serving gRPC and REST");
+        tracing::info!(
+            grpc = %self.grpc_addr,
+            http = %self.http_addr,
+            tls = self.tls.is_some(),
+            "serving gRPC and REST"
+        );
         let _catalog_reload = self.catalog_reload;
         let (stop, stopped) = watch::channel(false);
-        let http = tokio::spawn(crate::rest::server::serve(
-            self.http_listener,
-            DeadlineLayer.layer(self.rest),
-            stopped.clone(),
-            self.drain_timeout,
-            self.limits.idle_timeout,
-        ));
-
-        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
-        let incoming = IdleIncoming::new(incoming, self.limits.idle_timeout);
+        let http_incoming = tcp_incoming(self.http_listener);
+        let grpc_incoming = tcp_incoming(self.grpc_listener);
+        let idle_timeout = self.limits.idle_timeout;
+        let rest = DeadlineLayer.layer(self.rest);
         let (draining, drain_started) = oneshot::channel::<()>();
-        let mut grpc_stopped = stopped;
-        let serve = Server::builder()
+        let grpc_shutdown = {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                let _ = draining.send(());
+            }
+        };
+        let grpc_server = Server::builder()
             .max_concurrent_streams(self.limits.grpc_max_streams)
             .http2_keepalive_interval(Some(self.limits.http2_keepalive))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .tcp_keepalive(Some(TCP_KEEPALIVE))
             .layer(IdleTrackLayer::default())
             .layer(DeadlineLayer)
             .layer(self.context)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
             .layer(OversizeStatusLayer::new(self.limits.max_request_size))
-            .add_routes(self.routes)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = grpc_stopped.wait_for(|s| *s).await;
-                let _ = draining.send(());
-            });
+            .add_routes(self.routes);
+        // One type for both arms: the plaintext and TLS streams differ.
+        type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+        let (http, serve): (_, Serving) = match self.tls {
+            None => (
+                tokio::spawn(crate::rest::server::serve(
+                    http_incoming,
+                    rest,
+                    stopped.clone(),
+                    self.drain_timeout,
+                    idle_timeout,
+                )),
+                Box::pin(grpc_server.serve_with_incoming_shutdown(
+                    IdleIncoming::new(grpc_incoming, idle_timeout),
+                    grpc_shutdown,
+                )),
+            ),
+            Some(TlsReload { tls, hangup }) => {
+                tokio::spawn(reload_on_hangup(tls.clone(), hangup, stopped.clone()));
+                (
+                    tokio::spawn(crate::rest::server::serve(
+                        tls.accept(Face::Rest, http_incoming),
+                        rest,
+                        stopped.clone(),
+                        self.drain_timeout,
+                        idle_timeout,
+                    )),
+                    Box::pin(grpc_server.serve_with_incoming_shutdown(
+                        IdleIncoming::new(tls.accept(Face::Grpc, grpc_incoming), idle_timeout),
+                        grpc_shutdown,
+                    )),
+                )
+            }
+        };
         let drain_deadline = async {
             match drain_started.await {
                 Ok(()) => tokio::time::sleep(self.drain_timeout).await,
@@ -315,7 +389,7 @@ impl Application {
             shutdown.await;
             // The database watcher must not report SERVING again while draining.
             drop(backend_health);
-            for service in SERVED_SERVICES.into_iter().chain([""]) {
+            for service in PUBLIC_SERVICES.into_iter().chain([""]) {
                 health
                     .set_service_status(service, ServingStatus::NotServing)
                     .await;
@@ -328,6 +402,26 @@ impl Application {
         let (served, (), _) = tokio::join!(grpc, signal, http);
         served?;
         Ok(())
+    }
+}
+
+/// Accepted TCP connections with the socket options both listeners want.
+fn tcp_incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+}
+
+/// Rereads the TLS files on every SIGHUP until the server stops.
+async fn reload_on_hangup(tls: Tls, mut hangup: Signal, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            received = hangup.recv() => match received {
+                Some(()) => tls.reload_and_log(),
+                None => break,
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        }
     }
 }
 

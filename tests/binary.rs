@@ -82,7 +82,48 @@ async fn access_log_writes_one_line_per_call_with_its_fields() {
     assert_eq!(span["image_id"], "fd8doesnotexist");
     assert_eq!(span["client_request_id"], "client-42");
     assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // A child of the caller's span, with a span id of its own.
+    assert_eq!(span["parent_span_id"], "00f067aa0ba902b7");
+    let span_id = span["span_id"].as_str().unwrap();
+    assert!(
+        is_hex(span_id, 16) && span_id != "00f067aa0ba902b7",
+        "{span_id}"
+    );
     assert_eq!(span["request_id"].as_str().unwrap().len(), 36);
+    assert!(server.terminate().success());
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit()) && text != "0".repeat(len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_traceparent_starts_a_new_trace() {
+    let mut server = Server::start(&["--access-log"]);
+    let mut client = ImageServiceClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let mut trace_ids = Vec::new();
+    for malformed in [None, Some("00-not-a-trace-01")] {
+        let mut request = tonic::Request::new(GetImageRequest {
+            image_id: "fd8doesnotexist".into(),
+        });
+        if let Some(value) = malformed {
+            request
+                .metadata_mut()
+                .insert("traceparent", value.parse().unwrap());
+        }
+        let _ = client.get(request).await;
+        let line = server.wait_for(|l| l["message"] == "call finished");
+        let span = &line["span"];
+        let trace_id = span["trace_id"].as_str().unwrap().to_owned();
+        assert!(is_hex(&trace_id, 32), "{trace_id}");
+        assert!(is_hex(span["span_id"].as_str().unwrap(), 16), "{span}");
+        assert!(span.get("parent_span_id").is_none(), "a root span: {span}");
+        trace_ids.push(trace_id);
+    }
+    assert_ne!(trace_ids[0], trace_ids[1], "each call starts its own trace");
+    drop(client);
     assert!(server.terminate().success());
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, real clients included: installs the official Python
-# SDK and grpcurl into a venv under target/ (once), then `cargo test`.
+# SDK and grpcurl into a venv under target/ (once) and nginx (apt, as root) when
+# missing, then `cargo test`.
 # Extra arguments go to `cargo test` (e.g. `tests/run.sh --test grpc_get`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,14 @@ fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
   echo "starting the local PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+fi
+
+# The proxy test runs Debian's nginx: install it when missing and we may (root, as bench/run.sh does).
+if ! command -v nginx >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing nginx-light (for the test behind a real proxy)"
+  # apt-get update first: a fresh machine has no package lists.
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
+    || echo "apt-get install nginx-light failed: the proxy test will fail"
 fi
 
 export IMAGE_SERVICE_PYTHON="$PWD/$venv/bin/python"

@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod container_registry;
 mod encoded_get;
+pub mod endpoint;
 pub mod request_context;
 pub mod status;
 

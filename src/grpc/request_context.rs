@@ -1,5 +1,5 @@
-//! A tower layer around every call of both faces (gRPC and REST): it settles the request id, opens the call's span, stamps
-//! `x-request-id` on the response and writes the access log line.
+//! A tower layer around every call of both faces (gRPC and REST): it settles the request id, opens the call's span (a
+//! child of the caller's W3C trace), stamps `x-request-id` on the response and writes the access log line.
 //!
 //! Handlers read the id from the request extensions as [`RequestId`].
 
@@ -58,29 +58,20 @@ fn is_usable_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
-pub const TRACEPARENT_HEADER: &str = "traceparent";
-
-/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), so a
-/// call's log lines can be found by the mesh's trace; `None` when malformed.
-pub fn trace_id_of(value: &HeaderValue) -> Option<&str> {
-    let text = value.to_str().ok()?;
-    let mut parts = text.split('-');
-    let (version, trace_id, parent_id, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let valid = hex(version, 2)
-        && version != "ff"
-        && hex(trace_id, 32)
-        && trace_id.bytes().any(|b| b != b'0')
-        && hex(parent_id, 16)
-        && hex(flags, 2);
-    valid.then_some(trace_id)
-}
-
 /// The gRPC code a response stands for, set by a face that doesn't speak gRPC
 /// on the wire (REST), for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrpcCode(pub i32);
+
+/// Names the current call's span after the gRPC method serving it (the REST
+/// face knows it only once the route is found).
+pub fn record_grpc_method(grpc_path: &str) {
+    let span = Span::current();
+    span.record("rpc_method", grpc_path);
+    if crate::telemetry::exporting() {
+        crate::telemetry::rename_exported(&span, grpc_path);
+    }
+}
 
 /// Reads the request id from a request's extensions, where [`RequestContext`] put it.
 pub fn request_id_of(extensions: &http::Extensions) -> Option<&RequestId> {
@@ -91,6 +82,8 @@ pub fn request_id_of(extensions: &http::Extensions) -> Option<&RequestId> {
 pub struct RequestContextLayer {
     /// Log each finished call at INFO (otherwise at DEBUG, off by default).
     access_log: bool,
+    /// Open call spans at INFO (otherwise at DEBUG): set when they are logged or exported.
+    span_info: bool,
     /// Count calls by gRPC method (the gRPC face; the REST gateway counts the
     /// gRPC calls it makes itself, since only it knows which method a path is).
     metrics: Option<Arc<Metrics>>,
@@ -100,6 +93,7 @@ impl RequestContextLayer {
     pub fn new(access_log: bool) -> Self {
         Self {
             access_log,
+            span_info: access_log || crate::telemetry::exporting(),
             metrics: None,
         }
     }
@@ -118,6 +112,7 @@ impl<S> Layer<S> for RequestContextLayer {
         RequestContext {
             inner,
             access_log: self.access_log,
+            span_info: self.span_info,
             metrics: self.metrics.clone(),
         }
     }
@@ -127,6 +122,7 @@ impl<S> Layer<S> for RequestContextLayer {
 pub struct RequestContext<S> {
     inner: S,
     access_log: bool,
+    span_info: bool,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -142,12 +138,14 @@ macro_rules! call_span {
                 .headers()
                 .get(CLIENT_REQUEST_ID_HEADER)
                 .and_then(|v| v.to_str().ok()),
-            trace_id = $request
-                .headers()
-                .get(TRACEPARENT_HEADER)
-                .and_then(trace_id_of),
+            rpc_method = field::Empty,
+            trace_id = field::Empty,
+            span_id = field::Empty,
+            parent_span_id = field::Empty,
             image_id = field::Empty,
             code = field::Empty,
+            otel.name = field::Empty,
+            otel.kind = field::Empty,
         )
     };
 }
@@ -172,11 +170,12 @@ where
             Level::DEBUG
         };
         // The span is disabled (and costs next to nothing) unless its level is enabled.
-        let span = if self.access_log {
+        let span = if self.span_info {
             call_span!(Level::INFO, request, request_id)
         } else {
             call_span!(Level::DEBUG, request, request_id)
         };
+        crate::telemetry::join_caller_trace(&span, request.headers(), request.uri().path());
         request.extensions_mut().insert(request_id.clone());
         let metered = self.metrics.as_ref().map(|metrics| {
             metrics.call_started(request.uri().path());
@@ -251,29 +250,5 @@ where
             }
             response
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_trace_id_of_a_valid_traceparent_only() {
-        let header = |s: &'static str| HeaderValue::from_static(s);
-        assert_eq!(
-            trace_id_of(&header(
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            )),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "garbage",
-        ] {
-            assert_eq!(trace_id_of(&header(bad)), None, "{bad}");
-        }
     }
 }

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use tonic::service::Routes;
 use tower::ServiceExt;
 
-use crate::grpc::request_context::RequestId;
+use crate::grpc::request_context::{RequestId, record_grpc_method};
 use crate::metrics::Metrics;
 
 /// Request headers a REST caller may send that mean the same to the gRPC call.
@@ -42,6 +42,7 @@ pub async fn unary(
     metrics: &Metrics,
 ) -> Reply {
     let started = Instant::now();
+    record_grpc_method(grpc_path);
     metrics.call_started(grpc_path);
     let reply = call(routes, grpc_path, payload, incoming, request_id).await;
     metrics.call_finished(grpc_path, reply.code, started.elapsed());

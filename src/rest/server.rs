@@ -1,5 +1,6 @@
-//! The HTTP listener: HTTP/1.1 and h2c on one port, with limits on header size,
-//! slow clients and idle connections, and a bounded graceful drain.
+//! The HTTP listener: HTTP/1.1 and HTTP/2 (h2c, or h2 over TLS) on one port,
+//! with limits on header size, slow clients and idle connections, and a
+//! bounded graceful drain.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio_stream::{Stream, StreamExt};
 use tower::Layer;
 
 use crate::idle::{IdleIo, IdleTrackLayer};
@@ -26,15 +28,18 @@ const MAX_HTTP2_HEADER_LIST_BYTES: u32 = 64 * 1024;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 
-/// Serves `service` on `listener` until `stop` turns true, then drains
-/// connections for at most `drain_timeout`.
-pub async fn serve<S, B>(
-    listener: TcpListener,
+/// Serves `service` on the connections of `incoming` (accepted TCP, or
+/// connections whose TLS handshake is done) until `stop` turns true, then
+/// drains connections for at most `drain_timeout`.
+pub async fn serve<I, IO, S, B>(
+    mut incoming: I,
     service: S,
     mut stop: watch::Receiver<bool>,
     drain_timeout: Duration,
     idle_timeout: Option<Duration>,
 ) where
+    I: Stream<Item = std::io::Result<IO>> + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
@@ -59,17 +64,17 @@ pub async fn serve<S, B>(
 
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
+            accepted = incoming.next() => {
+                let stream = match accepted {
+                    Some(Ok(stream)) => stream,
+                    None => break,
+                    Some(Err(err)) => {
                         // Out of file descriptors and the like: wait a moment, keep serving.
                         tracing::warn!(error = %err, "HTTP accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
                 let builder = builder.clone();
                 let stream = IdleIo::new(stream, idle_timeout);
                 let track = IdleTrackLayer::for_connection(stream.activity());
@@ -87,7 +92,7 @@ pub async fn serve<S, B>(
             _ = stop.changed() => if *stop.borrow_and_update() { break },
         }
     }
-    drop(listener);
+    drop(incoming);
     if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()

@@ -31,6 +31,7 @@ import yandex.cloud.validation_pb2  # noqa: F401
 CHECKED_PREFIXES = (
     "yandex/cloud/compute/v1/",
     "yandex/cloud/containerregistry/v1/",
+    "yandex/cloud/endpoint/",
 )
 CHECKED_FILES = {
     "yandex/cloud/validation.proto",
@@ -48,6 +49,7 @@ CHECKED_FILES = {
 REQUIRED_FILES = CHECKED_FILES | {
     "yandex/cloud/compute/v1/image_service.proto",
     "yandex/cloud/containerregistry/v1/image_service.proto",
+    "yandex/cloud/endpoint/api_endpoint_service.proto",
 }
 # Files of which we declare only what the served services need: only their
 # top-level declarations may be missing.

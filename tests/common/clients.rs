@@ -19,6 +19,17 @@ pub fn clients_required() -> bool {
 /// The tool named by `env_var` (else `default` on PATH) if running it with
 /// `probe` succeeds; otherwise skips (None) or panics, see [`clients_required`].
 pub fn find_tool(env_var: &str, default: &str, probe: &[&str], what: &str) -> Option<PathBuf> {
+    find_installed(env_var, default, probe, what, INSTALL_HINT)
+}
+
+/// [`find_tool`] for a tool installed some other way than `install_hint`'s default.
+pub fn find_installed(
+    env_var: &str,
+    default: &str,
+    probe: &[&str],
+    what: &str,
+    install_hint: &str,
+) -> Option<PathBuf> {
     let program = std::env::var_os(env_var)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(default), PathBuf::from);
@@ -33,7 +44,7 @@ pub fn find_tool(env_var: &str, default: &str, probe: &[&str], what: &str) -> Op
         Err(err) => format!("cannot run {}: {err}", program.display()),
     };
     let message = format!(
-        "{what} is not available ({problem}); install it with `{INSTALL_HINT}` \
+        "{what} is not available ({problem}); install it with `{install_hint}` \
          and set {env_var} to its path, or put `{default}` on PATH"
     );
     if clients_required() {
@@ -75,6 +86,17 @@ pub fn all_output(out: &Output) -> String {
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Debian's nginx, for the tests behind a real proxy.
+pub fn nginx() -> Option<PathBuf> {
+    find_installed(
+        "IMAGE_SERVICE_NGINX",
+        "nginx",
+        &["-v"],
+        "nginx",
+        "apt-get install nginx-light",
     )
 }
 
