@@ -118,7 +118,10 @@ pub fn spawn(reloader: Arc<CatalogReloader>, watch: bool) -> std::io::Result<Rel
         }
     }));
     if watch {
-        tasks.push(tokio::spawn(watch_file(reloader)));
+        // Taken now, before serving starts, so an edit made as soon as the
+        // server answers is seen as a change however late the task runs.
+        let served = fingerprint(&reloader.path);
+        tasks.push(tokio::spawn(watch_file(reloader, served)));
     }
     Ok(ReloadTasks(tasks))
 }
@@ -157,9 +160,8 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     })
 }
 
-async fn watch_file(reloader: Arc<CatalogReloader>) {
+async fn watch_file(reloader: Arc<CatalogReloader>, mut served: Option<Fingerprint>) {
     tracing::info!(catalog = %reloader.path.display(), interval = ?WATCH_INTERVAL, "watching the catalog file for changes");
-    let mut served = fingerprint(&reloader.path);
     let mut pending: Option<Option<Fingerprint>> = None;
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
