@@ -37,6 +37,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Write the catalog held in PostgreSQL as a catalog file.
     Export(ExportArgs),
+    /// Read a token on standard input and print its SHA-256 digest (hex), as the
+    /// --auth-tokens file lists it.
+    HashToken,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -86,6 +89,12 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub pool: PoolArgs,
+
+    /// Require `authorization: Bearer <token>` on image calls, with the tokens
+    /// (SHA-256 digests), subjects and readable folders listed in this JSON file.
+    /// Without it every caller may read everything (emulator use).
+    #[arg(long, env = "IMAGE_SERVICE_AUTH_TOKENS", value_name = "FILE")]
+    pub auth_tokens: Option<PathBuf>,
 
     /// Log line format. The level comes from RUST_LOG (default: info).
     #[arg(long, env = "IMAGE_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -214,6 +223,7 @@ impl Default for ServeArgs {
             no_migrate: false,
             database_startup_timeout: Duration::from_secs(30),
             pool: PoolArgs::default(),
+            auth_tokens: None,
             log_format: LogFormat::Text,
             access_log: false,
             shutdown_delay: Duration::from_secs(5),

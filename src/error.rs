@@ -27,6 +27,12 @@ pub enum ApiError {
     /// The method exists in the API but this server does not serve it.
     #[error("{0}")]
     Unimplemented(String),
+    /// No usable credentials: the token is missing, malformed or unknown.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not read that folder.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl ApiError {

@@ -5,6 +5,7 @@
 //! `catalog` (the catalog file), `repository` (backends behind a trait), `grpc`
 //! (the tonic face), `startup` (wiring), `config` and `telemetry`.
 
+pub mod auth;
 pub mod backend_health;
 pub mod catalog;
 pub mod catalog_reload;

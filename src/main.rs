@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use image_service::auth::TokenDigest;
 use image_service::catalog::Catalog;
 use image_service::config::{
     CheckCatalogArgs, Cli, Command, ExportArgs, ImportArgs, MigrateArgs, ServeArgs,
@@ -19,7 +20,27 @@ fn main() -> ExitCode {
         Command::Migrate(args) => run_database_command(migrate(args)),
         Command::Import(args) => run_database_command(import(args)),
         Command::Export(args) => run_database_command(export(args)),
+        Command::HashToken => hash_token(),
     }
+}
+
+/// Prints the digest of the token on standard input (one line; the line end
+/// is not part of the token), for the --auth-tokens file.
+fn hash_token() -> ExitCode {
+    use std::io::Read as _;
+    let mut input = Vec::new();
+    if let Err(err) = std::io::stdin().read_to_end(&mut input) {
+        return fail(&format!("cannot read the token from standard input: {err}"));
+    }
+    let token = input.strip_suffix(b"\n").unwrap_or(&input);
+    let token = token.strip_suffix(b"\r").unwrap_or(token);
+    if token.is_empty() || !token.iter().all(u8::is_ascii_graphic) {
+        return fail(
+            "the token on standard input must be one line of visible ASCII (no spaces), as sent in authorization: Bearer <token>",
+        );
+    }
+    println!("{}", TokenDigest::of(token).to_hex());
+    ExitCode::SUCCESS
 }
 
 /// Runs one of the database commands, logging on stderr.

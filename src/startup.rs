@@ -21,6 +21,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Layer;
 
+use crate::auth::{AuthLayer, TokenTable, TokensFileError};
 use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::catalog_reload::{self, CatalogReloader, ReloadTasks};
@@ -61,6 +62,8 @@ pub enum StartupError {
     Database(#[from] DatabaseError),
     #[error("database: {0}")]
     Repository(#[from] RepositoryError),
+    #[error(transparent)]
+    AuthTokens(#[from] TokensFileError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -199,6 +202,7 @@ impl Application {
         settings: &ServeArgs,
         repositories: Repositories,
     ) -> Result<Self, StartupError> {
+        let auth = load_auth_tokens(settings)?;
         let tls = match TlsFiles::from_args(&settings.tls)? {
             Some(files) => Some(TlsReload {
                 tls: Tls::load(files)?,
@@ -228,16 +232,9 @@ impl Application {
         let routes = Routes::new(health_service)
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
-            .add_service(ComputeImages::server(
-                repositories.compute,
-                settings.max_request_size,
-            ))
-            .add_service(ContainerRegistryImages::server(
-                repositories.container,
-                settings.max_request_size,
-            ))
-            .add_service(ApiEndpoints::server(&advertised))
-            .prepare();
+            .add_service(ApiEndpoints::server(&advertised));
+        let routes =
+            add_image_services(routes, repositories, auth, settings.max_request_size).prepare();
 
         let pool =
             proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
@@ -422,6 +419,38 @@ async fn reload_on_hangup(tls: Tls, mut hangup: Signal, mut stopped: watch::Rece
             },
             _ = stopped.wait_for(|s| *s) => break,
         }
+    }
+}
+
+/// The tokens file of `--auth-tokens`, when given: authentication is on.
+fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenTable>>, StartupError> {
+    let Some(path) = &settings.auth_tokens else {
+        tracing::info!("authentication off: every caller may read every folder");
+        return Ok(None);
+    };
+    let tokens = TokenTable::from_file(path)?;
+    tracing::info!(file = %path.display(), tokens = tokens.len(), "authentication on: image calls need a bearer token");
+    Ok(Some(Arc::new(tokens)))
+}
+
+/// Both ImageServices, behind the authentication layer when it is on (only
+/// they: health, reflection and endpoint discovery stay open).
+fn add_image_services(
+    routes: Routes,
+    repositories: Repositories,
+    auth: Option<Arc<TokenTable>>,
+    max_request_size: usize,
+) -> Routes {
+    let compute = ComputeImages::server(repositories.compute, max_request_size);
+    let container = ContainerRegistryImages::server(repositories.container, max_request_size);
+    match auth {
+        Some(tokens) => {
+            let auth = AuthLayer::new(tokens);
+            routes
+                .add_service(auth.layer(compute))
+                .add_service(auth.layer(container))
+        }
+        None => routes.add_service(compute).add_service(container),
     }
 }
 

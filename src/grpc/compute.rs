@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::authorize::{self, encoded_string_field};
 use super::{
-    EncodedGet, READ_ONLY, backend_failed, get_image, list_failed, page_response, request_id,
-    status, unimplemented, unwrap_image,
+    EncodedGet, READ_ONLY, backend_failed, caller, get_image, list_failed, page_response,
+    request_id, status, unimplemented, unwrap_image,
 };
 use crate::domain::compute::{LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
@@ -24,6 +25,8 @@ use crate::proto::yandex::cloud::operation::Operation;
 use crate::repository::ComputeImageRepository;
 
 const SERVICE: &str = "yandex.cloud.compute.v1.ImageService";
+/// The field number of `Image.folder_id`.
+const FOLDER_ID: u32 = 2;
 
 pub struct ComputeImages {
     repository: Arc<dyn ComputeImageRepository>,
@@ -54,6 +57,7 @@ impl ComputeImages {
                 let repository = lookup.clone();
                 Box::pin(async move { repository.get_compute_image_encoded(&id).await })
             }),
+            Arc::new(|bytes| Box::pin(async move { Ok(encoded_string_field(&bytes, FOLDER_ID)) })),
             max_request_size,
         )
     }
@@ -63,10 +67,15 @@ impl ComputeImages {
 impl ImageService for ComputeImages {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
         let request_id = request_id(&request);
+        let caller = caller(&request);
         let raw_id = request.into_inner().image_id;
-        get_image(request_id, raw_id, |id| async move {
-            unwrap_image(self.repository.get_compute_image(&id).await)
-        })
+        get_image(
+            request_id,
+            caller,
+            raw_id,
+            |id| async move { unwrap_image(self.repository.get_compute_image(&id).await) },
+            |image: &Image| std::future::ready(Ok(Some(image.folder_id.clone()))),
+        )
         .await
     }
 
@@ -76,7 +85,12 @@ impl ImageService for ComputeImages {
     ) -> Result<Response<Image>, Status> {
         let request_id = request_id(&request);
         let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+        let caller = caller(&request);
         let query = LatestByFamily::parse(request.into_inner()).map_err(fail)?;
+        let folder = query.folder_id.as_str();
+        authorize::check(caller.as_deref(), || async { Ok(Some(folder.to_owned())) })
+            .await
+            .map_err(fail)?;
         let latest = self
             .repository
             .latest_compute_image_by_family(&query.folder_id, &query.family)
@@ -100,7 +114,12 @@ impl ImageService for ComputeImages {
     ) -> Result<Response<ListImagesResponse>, Status> {
         let request_id = request_id(&request);
         let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+        let caller = caller(&request);
         let list = ListComputeImages::parse(request.into_inner()).map_err(fail)?;
+        let folder = list.query.folder_id.as_str();
+        authorize::check(caller.as_deref(), || async { Ok(Some(folder.to_owned())) })
+            .await
+            .map_err(fail)?;
         let page = self
             .repository
             .list_compute_images(&list.query, &list.page)

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::authorize::{self, encoded_string_field, folder_of_repository};
 use super::{
-    EncodedGet, READ_ONLY, get_image, list_failed, page_response, request_id, status,
+    EncodedGet, READ_ONLY, caller, get_image, list_failed, page_response, request_id, status,
     unimplemented, unwrap_image,
 };
-use crate::domain::container::ListContainerImages;
+use crate::domain::container::{ContainerScope, ListContainerImages};
 use crate::error::ApiError;
 use crate::proto::container_registry::image_service_server::{ImageService, ImageServiceServer};
 use crate::proto::container_registry::{
@@ -18,6 +19,8 @@ use crate::proto::yandex::cloud::operation::Operation;
 use crate::repository::ContainerImageRepository;
 
 const SERVICE: &str = "yandex.cloud.containerregistry.v1.ImageService";
+/// The field number of `Image.name` (the repository name, which starts with the registry id).
+const NAME: u32 = 2;
 
 pub struct ContainerRegistryImages {
     repository: Arc<dyn ContainerImageRepository>,
@@ -40,6 +43,7 @@ impl ContainerRegistryImages {
         max_request_size: usize,
     ) -> ContainerRegistryImagesServer {
         let lookup = repository.clone();
+        let registries = repository.clone();
         EncodedGet::new(
             ImageServiceServer::new(Self::new(repository))
                 .max_decoding_message_size(max_request_size),
@@ -48,6 +52,15 @@ impl ContainerRegistryImages {
             Arc::new(move |id| {
                 let repository = lookup.clone();
                 Box::pin(async move { repository.get_container_image_encoded(&id).await })
+            }),
+            Arc::new(move |bytes| {
+                let repository = registries.clone();
+                Box::pin(async move {
+                    match encoded_string_field(&bytes, NAME) {
+                        Some(name) => folder_of_repository(repository, name).await,
+                        None => Ok(None),
+                    }
+                })
             }),
             max_request_size,
         )
@@ -62,7 +75,22 @@ impl ImageService for ContainerRegistryImages {
     ) -> Result<Response<ListImagesResponse>, Status> {
         let request_id = request_id(&request);
         let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+        let caller = caller(&request);
         let list = ListContainerImages::parse(request.into_inner()).map_err(fail)?;
+        let (repository, scope) = (&self.repository, &list.query.scope);
+        authorize::check(caller.as_deref(), || async move {
+            match scope {
+                ContainerScope::Folder(folder) => Ok(Some(folder.as_str().to_owned())),
+                ContainerScope::Registry(registry) => {
+                    repository.registry_folder(registry.as_str()).await
+                }
+                ContainerScope::Repository(name) => {
+                    folder_of_repository(repository.clone(), name.as_str().to_owned()).await
+                }
+            }
+        })
+        .await
+        .map_err(fail)?;
         let page = self
             .repository
             .list_container_images(&list.query, &list.page)
@@ -78,10 +106,15 @@ impl ImageService for ContainerRegistryImages {
 
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
         let request_id = request_id(&request);
+        let caller = caller(&request);
         let raw_id = request.into_inner().image_id;
-        get_image(request_id, raw_id, |id| async move {
-            unwrap_image(self.repository.get_container_image(&id).await)
-        })
+        get_image(
+            request_id,
+            caller,
+            raw_id,
+            |id| async move { unwrap_image(self.repository.get_container_image(&id).await) },
+            |image: &Image| folder_of_repository(self.repository.clone(), image.name.clone()),
+        )
         .await
     }
 

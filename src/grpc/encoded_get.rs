@@ -23,7 +23,8 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tower::Service;
 
-use super::{get_image, request_id};
+use super::{caller, get_image, request_id};
+use crate::auth::Caller;
 use crate::domain::ImageId;
 use crate::repository::RepositoryError;
 
@@ -32,6 +33,11 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// Finds an image's encoding by id.
 pub type EncodedLookup = Arc<
     dyn Fn(ImageId) -> BoxFuture<Result<Option<Bytes>, RepositoryError>> + Send + Sync + 'static,
+>;
+
+/// Finds the folder of an image from its encoding, for authorization.
+pub type EncodedFolder = Arc<
+    dyn Fn(Bytes) -> BoxFuture<Result<Option<String>, RepositoryError>> + Send + Sync + 'static,
 >;
 
 /// A message already encoded: prost writes its bytes as they are, so tonic's
@@ -71,6 +77,7 @@ pub struct EncodedGet<S, Req> {
     path: &'static str,
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    folder_of: EncodedFolder,
     /// Largest request message decoded (the generated server's limit too).
     max_request_size: usize,
     _request: PhantomData<fn(Req)>,
@@ -82,6 +89,7 @@ impl<S, Req> EncodedGet<S, Req> {
         path: &'static str,
         image_id: fn(Req) -> String,
         lookup: EncodedLookup,
+        folder_of: EncodedFolder,
         max_request_size: usize,
     ) -> Self {
         Self {
@@ -89,6 +97,7 @@ impl<S, Req> EncodedGet<S, Req> {
             path,
             image_id,
             lookup,
+            folder_of,
             max_request_size,
             _request: PhantomData,
         }
@@ -102,6 +111,7 @@ impl<S: Clone, Req> Clone for EncodedGet<S, Req> {
             path: self.path,
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            folder_of: self.folder_of.clone(),
             max_request_size: self.max_request_size,
             _request: PhantomData,
         }
@@ -136,9 +146,13 @@ where
         if request.uri().path() != self.path {
             return self.inner.call(request);
         }
+        // Only a call the authentication layer let in needs the folder.
+        let authenticated = request.extensions().get::<Arc<Caller>>().is_some();
+        let folder_of = authenticated.then(|| self.folder_of.clone());
         let method = GetMethod {
             image_id: self.image_id,
             lookup: self.lookup.clone(),
+            folder_of,
         };
         let max_request_size = self.max_request_size;
         Box::pin(async move {
@@ -153,6 +167,7 @@ where
 struct GetMethod<Req> {
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
+    folder_of: Option<EncodedFolder>,
 }
 
 impl<Req: Send + 'static> UnaryService<Req> for GetMethod<Req> {
@@ -160,11 +175,24 @@ impl<Req: Send + 'static> UnaryService<Req> for GetMethod<Req> {
     type Future = BoxFuture<Result<Response<EncodedMessage>, Status>>;
 
     fn call(&mut self, request: Request<Req>) -> Self::Future {
-        let (image_id, lookup) = (self.image_id, self.lookup.clone());
+        let (image_id, lookup, folder_of) =
+            (self.image_id, self.lookup.clone(), self.folder_of.clone());
         Box::pin(async move {
             let request_id = request_id(&request);
+            let caller = caller(&request);
             let raw_id = image_id(request.into_inner());
-            let response = get_image(request_id, raw_id, |id| lookup(id)).await?;
+            let response = get_image(
+                request_id,
+                caller,
+                raw_id,
+                |id| lookup(id),
+                |bytes: &Bytes| match folder_of {
+                    Some(folder_of) => folder_of(bytes.clone()),
+                    // Not reached: without a caller there is no folder check.
+                    None => Box::pin(std::future::ready(Ok(None))),
+                },
+            )
+            .await?;
             Ok(response.map(EncodedMessage))
         })
     }

@@ -1,6 +1,7 @@
 //! The gRPC face: tonic services that translate requests into domain calls and
 //! results back into messages, plus the layer every call passes through.
 
+mod authorize;
 pub mod compute;
 pub mod container_registry;
 mod encoded_get;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::auth::access::{Caller, caller_of};
 use crate::domain::ImageId;
 use crate::domain::page::ListRequest;
 use crate::error::ApiError;
@@ -26,22 +28,39 @@ fn request_id<T>(request: &Request<T>) -> Option<RequestId> {
     request_id_of(request.extensions()).cloned()
 }
 
-/// The Get of either API: validate the id, look it up, map every outcome.
+/// The caller of a tonic request, as set by the authentication layer (none when it is off).
+fn caller<T>(request: &Request<T>) -> Option<Arc<Caller>> {
+    caller_of(request.extensions())
+}
+
+/// The Get of either API: validate the id, look it up, check the caller may
+/// read the image's folder (`folder_of` finds it), map every outcome.
 /// `T` is the image or its encoding, whichever the caller answers with.
-async fn get_image<T, F>(
+async fn get_image<T, F, A>(
     request_id: Option<RequestId>,
+    caller: Option<Arc<Caller>>,
     raw_id: String,
     lookup: impl FnOnce(ImageId) -> F,
+    folder_of: impl FnOnce(&T) -> A,
 ) -> Result<Response<T>, Status>
 where
     F: Future<Output = Result<Option<T>, RepositoryError>>,
+    A: Future<Output = Result<Option<String>, RepositoryError>>,
 {
     let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
     let id = ImageId::parse("image_id", raw_id).map_err(fail)?;
     tracing::Span::current().record("image_id", id.as_str());
     let not_found = ApiError::image_not_found(id.as_str());
     match lookup(id).await {
-        Ok(Some(image)) => Ok(Response::new(image)),
+        Ok(Some(image)) => {
+            if let Some(caller) = caller {
+                // Boxed, so that a call without authentication carries none of its state.
+                Box::pin(authorize::check(Some(&caller), || folder_of(&image)))
+                    .await
+                    .map_err(fail)?;
+            }
+            Ok(Response::new(image))
+        }
         Ok(None) => Err(fail(not_found)),
         Err(err) => Err(fail(backend_failed(err))),
     }

@@ -143,6 +143,7 @@ macro_rules! call_span {
             span_id = field::Empty,
             parent_span_id = field::Empty,
             image_id = field::Empty,
+            subject = field::Empty,
             code = field::Empty,
             otel.name = field::Empty,
             otel.kind = field::Empty,

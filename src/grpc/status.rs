@@ -24,6 +24,8 @@ pub fn to_status(err: ApiError, request_id: Option<&RequestId>) -> Status {
         ApiError::Internal(message) => (Code::Internal, message),
         ApiError::ResourceExhausted(message) => (Code::ResourceExhausted, message),
         ApiError::Unimplemented(message) => (Code::Unimplemented, message),
+        ApiError::Unauthenticated(message) => (Code::Unauthenticated, message),
+        ApiError::PermissionDenied(message) => (Code::PermissionDenied, message),
     };
     Status::with_error_details(code, message, details)
 }

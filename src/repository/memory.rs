@@ -63,6 +63,8 @@ pub struct MemoryRepository {
     container_repositories: Map<Box<str>, Sorted<container_registry::Image>>,
     container_registries: Map<Box<str>, Sorted<container_registry::Image>>,
     container_folders: Map<Box<str>, Sorted<container_registry::Image>>,
+    /// Registry id to folder id, for authorization.
+    registry_folders: Map<Box<str>, Box<str>>,
 }
 
 impl MemoryRepository {
@@ -152,6 +154,11 @@ impl MemoryRepository {
             container_repositories: sorted_groups(repositories),
             container_registries: sorted_groups(registries),
             container_folders: sorted_groups(container_folders),
+            registry_folders: catalog
+                .container_registries
+                .iter()
+                .map(|r| (r.id.as_str().into(), r.folder_id.as_str().into()))
+                .collect(),
         }
     }
 
@@ -368,6 +375,13 @@ impl ContainerImageRepository for MemoryRepository {
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
         Ok(self.container_encoded.get_encoded(id.as_str()))
+    }
+
+    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
+        Ok(self
+            .registry_folders
+            .get(registry_id)
+            .map(|f| f.to_string()))
     }
 
     async fn list_container_images(

@@ -112,6 +112,14 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
         query: &ContainerImageQuery,
         page: &PageRequest,
     ) -> Result<Page<container_registry::Image>, ListError>;
+    /// The folder of a registry, for authorization (an image is in the folder
+    /// of its registry). `None` for a registry this backend doesn't know; a
+    /// backend without registries keeps this default, and then only callers of
+    /// every folder may read container images.
+    async fn registry_folder(&self, _registry_id: &str) -> Result<Option<String>, RepositoryError> {
+        Ok(None)
+    }
+
     /// The image encoded as protobuf; see [`ComputeImageRepository::get_compute_image_encoded`].
     async fn get_container_image_encoded(
         &self,

@@ -139,6 +139,21 @@ impl ContainerImageRepository for PostgresRepository {
         row.map(|row| decode_row(&row).map(Arc::new)).transpose()
     }
 
+    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
+        let row = self
+            .database
+            .query_opt(
+                "SELECT folder_id FROM container_registries WHERE id = $1",
+                &[&registry_id],
+            )
+            .await?;
+        row.map(|row| {
+            row.try_get::<_, String>(0)
+                .map_err(|err| RepositoryError::Internal(format!("registry folder_id: {err}")))
+        })
+        .transpose()
+    }
+
     async fn list_container_images(
         &self,
         query: &ContainerImageQuery,

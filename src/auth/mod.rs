@@ -1,0 +1,14 @@
+//! Bearer-token authentication and folder authorization, off unless a tokens
+//! file is given (`--auth-tokens`).
+//!
+//! - [`tokens`]: the tokens file (SHA-256 digests, subjects, folders).
+//! - [`layer`]: the tower layer around both ImageServices that finds the caller.
+//! - [`access`]: the caller and the one folder check the services call.
+
+pub mod access;
+pub mod layer;
+pub mod tokens;
+
+pub use access::Caller;
+pub use layer::AuthLayer;
+pub use tokens::{TokenDigest, TokenTable, TokensFileError};
