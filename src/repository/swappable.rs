@@ -18,7 +18,9 @@ use crate::domain::page::PageRequest;
 use crate::domain::{FolderId, ImageId};
 use crate::proto::{compute, container_registry};
 
-/// Serves both APIs from whichever `R` was stored last.
+/// Serves both APIs from whichever `R` was stored last. Every trait method is
+/// delegated, those with a default too: a default here would hide `R`'s own
+/// (a method added to the traits must be added here as well).
 pub struct SwappableRepository<R> {
     current: ArcSwap<R>,
 }
@@ -100,5 +102,9 @@ impl<R: ContainerImageRepository> ContainerImageRepository for SwappableReposito
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
         self.current.load().get_container_image_encoded(id).await
+    }
+
+    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
+        self.current.load().registry_folder(registry_id).await
     }
 }
