@@ -118,7 +118,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut json = String::new();
             images::compute_image_json(&mut json, &image);
             std::fs::write(dir.join("compute-image.json"), json)?;
+            // List: the sample's folder, a page of 100 (the folder holds it).
+            let list = compute::ListImagesRequest {
+                folder_id: image.folder_id.clone(),
+                page_size: 100,
+                ..Default::default()
+            };
+            std::fs::write(dir.join("compute-list.req"), images::grpc_frame(&list))?;
+            // GetLatestByFamily: the newest image of the sample's folder and
+            // family. Every generated image is READY and created_at grows with
+            // the index, so it is the last index sharing both.
+            let latest = (index..args.compute)
+                .rev()
+                .map(images::compute_image)
+                .find(|other| other.folder_id == image.folder_id && other.family == image.family)
+                .unwrap_or_else(|| image.clone());
+            let by_family = compute::GetImageLatestByFamilyRequest {
+                folder_id: image.folder_id.clone(),
+                family: image.family.clone(),
+            };
+            std::fs::write(
+                dir.join("compute-latest.req"),
+                images::grpc_frame(&by_family),
+            )?;
+            std::fs::write(dir.join("compute-latest.resp"), images::grpc_frame(&latest))?;
             println!("compute_sample_index={index}");
+            let folder_images = (0..args.compute)
+                .filter(|&other| images::compute_folder(other) == images::compute_folder(index))
+                .count();
+            println!("compute_sample_folder_images={folder_images}");
             println!("compute_sample_id={}", image.id);
             println!("compute_sample_proto_bytes={}", image.encoded_len());
         }

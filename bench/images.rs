@@ -103,6 +103,11 @@ const FAMILIES: [(&str, &str, compute::os::Type, i64); 6] = [
 /// The compute image number `i` of a catalog: one of 1,000 folders, one of six
 /// families, two labels, one product id, a hardware generation, like the
 /// images `yc compute image list` shows.
+/// The folder number of compute image `i`: 1,000 folders, images dealt in turn.
+pub fn compute_folder(i: u64) -> u64 {
+    i % 1000
+}
+
 pub fn compute_image(i: u64) -> compute::Image {
     const GIB: i64 = 1 << 30;
     let (family, description, os, gib) = FAMILIES[(i % FAMILIES.len() as u64) as usize];
@@ -116,7 +121,7 @@ pub fn compute_image(i: u64) -> compute::Image {
     };
     compute::Image {
         id: cloud_id("fd8", 1, i),
-        folder_id: cloud_id("b1g", 2, i % 1000),
+        folder_id: cloud_id("b1g", 2, compute_folder(i)),
         created_at: Some(timestamp(created)),
         name: format!("{family}-v{}-{i:07}", yyyymmdd(created)),
         description: description.to_owned(),

@@ -11,11 +11,14 @@
 # machine is small and shared: absolute numbers move with whatever else runs,
 # the ratio much less.
 #
-# Usage: bench/run.sh            full run (100,000 images, 9 rounds of 3 s; ~8 min)
+# Usage: bench/run.sh            full run (100,000 images, 9 rounds of 3 s; ~10 min)
 #        bench/run.sh --smoke    tiny catalogs, 1 s per run, 1 round (for CI)
 # Knobs (environment): BENCH_IMAGES, BENCH_CONTAINER_IMAGES, BENCH_LAYERS,
 # BENCH_STARTUP_IMAGES, BENCH_ROUNDS, BENCH_SECONDS, BENCH_WARMUP_SECONDS,
-# BENCH_STARTUP_RUNS, BENCH_PROFILE (release|dev), BENCH_DIR.
+# BENCH_STARTUP_RUNS, BENCH_PROFILE (release|dev), BENCH_DIR, BENCH_DATABASE_URL
+# (the PostgreSQL server for the PostgreSQL rows, default
+# postgres://postgres@127.0.0.1:5432/test; the rows use a schema of their own,
+# image_service_bench, dropped at the end; "none" leaves the rows out).
 #
 # Exits non-zero when any step fails (a server doesn't start, a request fails,
 # a sampled answer is not the expected image). A missed performance target is
@@ -27,7 +30,7 @@ mode=full
 case "${1:-}" in
   "") ;;
   --smoke) mode=smoke ;;
-  -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
 esac
 
@@ -47,6 +50,7 @@ else
   : "${BENCH_WARMUP_SECONDS:=0}" "${BENCH_STARTUP_RUNS:=3}"
 fi
 : "${BENCH_LAYERS:=50}" "${BENCH_DIR:=target/bench}"
+: "${BENCH_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
 
 # The shape of the load: 8 connections x 16 streams for gRPC, 8 HTTP/1.1
 # keep-alive connections for REST.
@@ -57,6 +61,9 @@ readonly GRPC_CONNS=8 GRPC_STREAMS=16 REST_CONNS=8
 readonly HALF_CONNS=10
 readonly COMPUTE_GET=/yandex.cloud.compute.v1.ImageService/Get
 readonly CONTAINER_GET=/yandex.cloud.containerregistry.v1.ImageService/Get
+readonly COMPUTE_LIST=/yandex.cloud.compute.v1.ImageService/List
+readonly COMPUTE_LATEST=/yandex.cloud.compute.v1.ImageService/GetLatestByFamily
+readonly BENCH_SCHEMA=image_service_bench
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -76,6 +83,7 @@ need_tool() { # command debian-package
 }
 need_tool h2load nghttp2-client
 need_tool curl curl
+[[ $BENCH_DATABASE_URL == none ]] || need_tool psql postgresql-client
 
 # ---------------------------------------------------------------- build
 profile_dir=$([[ $BENCH_PROFILE == dev ]] && echo debug || echo "$BENCH_PROFILE")
@@ -168,7 +176,7 @@ log "generating catalogs: $BENCH_IMAGES compute + $BENCH_CONTAINER_IMAGES contai
   --layers "$BENCH_LAYERS" --out "$work/catalog.json" --frames "$work/frames" >"$work/catalog.env"
 read_env "$work/catalog.env" cat_
 "$examples/gen-catalog" --compute "$BENCH_STARTUP_IMAGES" --container 0 \
-  --out "$work/catalog-startup.json" >"$work/catalog-startup.env"
+  --out "$work/catalog-startup.json" --frames "$work/frames-big" >"$work/catalog-startup.env"
 read_env "$work/catalog-startup.env" big_
 frames=$work/frames
 
@@ -221,6 +229,18 @@ check_grpc() { # addr path request expected-response label
   cmp -s "$out.body" "$4" || die "$5: the response is not the expected image ($(wc -c <"$out.body") bytes, expected $(wc -c <"$4"))"
 }
 
+# For answers with no fixed bytes (a List page carries a page token): grpc-status
+# 0 and the body holds TEXT (an image id of the page).
+check_grpc_holds() { # addr path request text label
+  local out=$work/logs/check-$5
+  curl -sS --http2-prior-knowledge --max-time 10 -H 'content-type: application/grpc' -H 'te: trailers' \
+    --data-binary "@$3" -D "$out.headers" -o "$out.body" "http://$1$2" ||
+    die "$5: the gRPC request failed"
+  grep -qi '^grpc-status: 0' "$out.headers" ||
+    die "$5: grpc-status is not 0: $(grep -i '^grpc-' "$out.headers" | tr -d '\r' | tr '\n' ' ')"
+  grep -qaF "$4" "$out.body" || die "$5: the answer does not hold $4 ($(wc -c <"$out.body") bytes)"
+}
+
 check_rest() { # url id label
   local out=$work/logs/check-$3 status
   status=$(curl -sS --max-time 10 -o "$out.body" -w '%{http_code}' "$1") || die "$3: the REST request failed"
@@ -233,6 +253,8 @@ check_all() {
   check_grpc "$ceiling_grpc" "$COMPUTE_GET" "$frames/compute-get.req" "$frames/compute-get.resp" ceiling-compute
   check_grpc "$app_grpc" "$CONTAINER_GET" "$frames/container-get.req" "$frames/container-get.resp" server-container
   check_grpc "$ceiling_grpc" "$CONTAINER_GET" "$frames/container-get.req" "$frames/container-get.resp" ceiling-container
+  check_grpc_holds "$app_grpc" "$COMPUTE_LIST" "$frames/compute-list.req" "$cat_compute_sample_id" server-list
+  check_grpc "$app_grpc" "$COMPUTE_LATEST" "$frames/compute-latest.req" "$frames/compute-latest.resp" server-latest
   check_rest "http://$ceiling_rest/compute/v1/images/$cat_compute_sample_id" "$cat_compute_sample_id" ceiling-rest
   if [[ $rest_face == yes ]]; then
     check_rest "http://127.0.0.1:$rest_port/compute/v1/images/$cat_compute_sample_id" "$cat_compute_sample_id" server-rest
@@ -324,6 +346,11 @@ for round in $(seq "$BENCH_ROUNDS"); do
     "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/container-get.req"
   pair "$round" compute-rest "$ceiling_rest_pid" "http://$ceiling_rest$rest_path" "$rest_server_pid" "http://127.0.0.1:${rest_port:-0}$rest_path" \
     --h1 -c "$REST_CONNS" "${duration_args[@]}"
+  # List and GetLatestByFamily have no ceiling of their own: figures of the server alone.
+  load compute-list server "$round" "$app_pid" "http://$app_grpc$COMPUTE_LIST" \
+    "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-list.req"
+  load compute-latest server "$round" "$app_pid" "http://$app_grpc$COMPUTE_LATEST" \
+    "${grpc_args[@]}" "${duration_args[@]}" -d "$frames/compute-latest.req"
 done
 
 # Column COL (4 rps, 5 p50, 6 p99) of SCENARIO/TARGET rounds: the median.
@@ -383,6 +410,42 @@ started=$(date +%s%N)
 "$bin" check-catalog "$work/catalog-startup.json" >"$work/logs/check-catalog.txt" || die "check-catalog failed"
 check_ms=$((($(date +%s%N) - started) / 1000000))
 
+# ---------------------------------------------------------------- PostgreSQL
+# The start-up catalog imported into a schema of its own, then Get served from
+# it under the same load as the in-memory Get. The CPU figure is image-service's
+# alone (PostgreSQL's own work is not in it).
+pg_import_ms=
+if [[ $BENCH_DATABASE_URL != none ]]; then
+  pg_admin() { psql "$BENCH_DATABASE_URL" -qAt -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning; $1" >/dev/null; }
+  pg_admin "SELECT 1" || die "PostgreSQL at $BENCH_DATABASE_URL does not answer (start it, or set BENCH_DATABASE_URL=none)"
+  pg_admin "DROP SCHEMA IF EXISTS $BENCH_SCHEMA CASCADE; CREATE SCHEMA $BENCH_SCHEMA"
+  pg_cleanup() { pg_admin "DROP SCHEMA IF EXISTS $BENCH_SCHEMA CASCADE" || true; }
+  trap 'cleanup; pg_cleanup' EXIT
+  separator=$([[ $BENCH_DATABASE_URL == *\?* ]] && echo '&' || echo '?')
+  pg_url="$BENCH_DATABASE_URL${separator}options=-c%20search_path%3D$BENCH_SCHEMA"
+  log "importing $BENCH_STARTUP_IMAGES compute images into PostgreSQL (schema $BENCH_SCHEMA)"
+  started=$(date +%s%N)
+  "$bin" import --database-url "$pg_url" --database-statement-timeout 3600s "$work/catalog-startup.json" \
+    >"$work/logs/pg-import.log" 2>&1 || die "import failed: $(tail -3 "$work/logs/pg-import.log")"
+  pg_import_ms=$((($(date +%s%N) - started) / 1000000))
+  log "imported in $pg_import_ms ms"
+  psql "$pg_url" -qAt -c "ANALYZE" >/dev/null
+  "$bin" serve --database-url "$pg_url" --grpc-listen 127.0.0.1:0 --log-format json "${shutdown_args[@]}" \
+    >"$work/logs/pg-server.log" 2>&1 &
+  pg_pid=$!
+  pids+=("$pg_pid")
+  wait_for_line "$pg_pid" "$work/logs/pg-server.log" '"serving gRPC' 120
+  pg_grpc=$(grep -o '"grpc":"[^"]*"' "$work/logs/pg-server.log" | head -1 | cut -d'"' -f4)
+  check_grpc "$pg_grpc" "$COMPUTE_GET" "$work/frames-big/compute-get.req" "$work/frames-big/compute-get.resp" pg-compute
+  for round in $(seq "$BENCH_ROUNDS"); do
+    log "PostgreSQL Get, round $round of $BENCH_ROUNDS"
+    load pg-get server "$round" "$pg_pid" "http://$pg_grpc$COMPUTE_GET" \
+      "${grpc_args[@]}" "${duration_args[@]}" -d "$work/frames-big/compute-get.req"
+  done
+  check_grpc "$pg_grpc" "$COMPUTE_GET" "$work/frames-big/compute-get.req" "$work/frames-big/compute-get.resp" pg-compute-after
+  stop_process "$pg_pid"
+fi
+
 col_median() { # file col
   cut -f"$2" "$1" | sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
@@ -432,6 +495,15 @@ latency_row() { # scenario label [p99 target us]
     "${3:+p99 ≤ $(fmt_ms "$3") ms}" "$([[ -n ${3:-} ]] && verdict "$s99" '<=' "$3" || echo "-")"
 }
 
+# A scenario with no ceiling: throughput, latency and CPU of the server alone.
+server_row() { # scenario label
+  local s
+  s=$(median "$1" server 4)
+  [[ -z $s ]] && { printf '| %s | n/a | | | | |\n' "$2"; return; }
+  printf '| %s | %s req/s; p50 / p99 %s / %s ms; server CPU %s µs/request | | | | - |\n' "$2" "$(fmt_int "$s")" \
+    "$(fmt_ms "$(median "$1" server 5)")" "$(fmt_ms "$(median "$1" server 6)")" "$(median "$1" server 8)"
+}
+
 mib() { awk -v x="$1" 'BEGIN {printf (x < 10 * 1048576 ? "%.1f" : "%.0f"), x / 1048576}'; }
 big_proto_kb=$((big_compute_proto_bytes / 1024))
 {
@@ -456,9 +528,13 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
   printf '| resident memory serving %s images (VmRSS; peak VmHWM %s MiB) | %s MiB | protobuf size %s MiB | %s × | ≤ 2 × protobuf | %s |\n' \
     "$(fmt_int "$BENCH_STARTUP_IMAGES")" "$((hwm_kb / 1024))" "$((rss_kb / 1024))" "$(mib "$big_compute_proto_bytes")" \
     "$(ratio "$rss_kb" "$big_proto_kb")" "$(verdict "$(ratio "$rss_kb" "$big_proto_kb")" '<=' 2)"
-  echo "| compute List | n/a (not built yet) | | | | |"
-  echo "| compute GetLatestByFamily | n/a (not built yet) | | | | |"
-  echo "| PostgreSQL backend | n/a (not built yet) | | | | |"
+  server_row compute-list "compute List (page of 100 from a folder of $(fmt_int "$cat_compute_sample_folder_images") images), gRPC, $GRPC_CONNS × $GRPC_STREAMS"
+  server_row compute-latest "compute GetLatestByFamily, gRPC, $GRPC_CONNS × $GRPC_STREAMS"
+  if [[ -n $pg_import_ms ]]; then
+    server_row pg-get "PostgreSQL backend: compute Get, gRPC, $GRPC_CONNS × $GRPC_STREAMS, $(fmt_int "$BENCH_STARTUP_IMAGES") rows (import took $(awk -v x="$pg_import_ms" 'BEGIN {printf "%.1f", x / 1000}') s)"
+  else
+    echo "| PostgreSQL backend: compute Get | n/a (BENCH_DATABASE_URL=none) | | | | |"
+  fi
 } >"$work/table.md"
 
 {

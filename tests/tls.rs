@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::clients::{all_output, curl, grpcurl, python_with_sdk, run};
 use common::{TestApp, demo_catalog_json, test_settings, write_temp};
+use image_service::auth::TokenDigest;
 use image_service::config::{ServeArgs, TlsArgs};
 use image_service::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use image_service::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
@@ -190,6 +191,68 @@ async fn official_sdk_with_tls_discovers_us_and_gets_images_of_both_apis() {
     let text = all_output(&out);
     assert!(out.status.success(), "sdk_tls.py failed:\n{text}");
     assert!(text.contains("sdk tls: 5 passed, 0 failed"), "{text}");
+    app.stop().await;
+}
+
+/// Runs `sdk_tls.py` against `app` with `token`, expecting `code` from each Get.
+async fn run_sdk_tls(app: &TestApp, pki: &Pki, token: &str, code: &str) -> String {
+    let Some(python) = python_with_sdk() else {
+        return String::new();
+    };
+    let catalog = write_temp(image_service::catalog::DEMO_CATALOG_JSON);
+    let out = run(
+        python,
+        vec![
+            SDK_TLS_SCRIPT.into(),
+            app.grpc_addr.to_string().into(),
+            pki.ca_pem.clone().into(),
+            catalog.path().into(),
+            token.into(),
+            code.into(),
+        ],
+    )
+    .await;
+    let text = all_output(&out);
+    assert!(
+        out.status.success(),
+        "sdk_tls.py ({token}, {code}) failed:\n{text}"
+    );
+    text
+}
+
+/// The issue's whole story: TLS, the SDK's IAM token, discovery, and
+/// `--auth-tokens` deciding who gets what.
+#[tokio::test(flavor = "multi_thread")]
+async fn official_sdk_with_tls_and_an_iam_token_is_authorized_by_the_tokens_file() {
+    if python_with_sdk().is_none() {
+        return;
+    }
+    let pki = Pki::new();
+    let digest = |token: &str| TokenDigest::of(token.as_bytes()).to_hex();
+    let tokens = write_temp(&format!(
+        r#"{{"tokens": [
+            {{"subject": "sdk", "sha256": "{}", "folders": ["*"]}},
+            {{"subject": "elsewhere", "sha256": "{}", "folders": ["some-other-folder"]}}
+        ]}}"#,
+        digest("sdk-iam-token"),
+        digest("elsewhere-iam-token"),
+    ));
+    let mut settings = pki.settings(false);
+    settings.auth_tokens = Some(tokens.path().to_owned());
+    let app = TestApp::start(settings, None, None).await;
+
+    for (token, code) in [
+        ("sdk-iam-token", "OK"),
+        ("elsewhere-iam-token", "PERMISSION_DENIED"),
+        ("never-issued", "UNAUTHENTICATED"),
+    ] {
+        let text = run_sdk_tls(&app, &pki, token, code).await;
+        // Two Gets as expected, and discovery (open to all) pointing at us.
+        assert!(
+            text.contains("sdk tls: 5 passed, 0 failed"),
+            "{token}: {text}"
+        );
+    }
     app.stop().await;
 }
 

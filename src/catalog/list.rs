@@ -91,7 +91,8 @@ impl<T: Message + Default> ImageList<T> {
         self.id_ends.is_empty()
     }
 
-    fn position(&self, id: &str) -> Option<usize> {
+    /// Where the image with this id is in the list.
+    pub fn position(&self, id: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(id);
         let found = self
             .index
@@ -112,8 +113,19 @@ impl<T: Message + Default> ImageList<T> {
             .map(|position| self.encoded.slice(span(&self.encoded_ends, position)))
     }
 
-    fn decode_at(&self, position: usize) -> Result<T, DecodeError> {
-        T::decode(&self.encoded[span(&self.encoded_ends, position)])
+    /// The image at `position` (below [`ImageList::len`]), decoded.
+    pub fn decode_at(&self, position: usize) -> Result<T, DecodeError> {
+        T::decode(self.encoded_at(position))
+    }
+
+    /// The protobuf encoding of the image at `position` (below [`ImageList::len`]).
+    pub fn encoded_at(&self, position: usize) -> &[u8] {
+        &self.encoded[span(&self.encoded_ends, position)]
+    }
+
+    /// The id of the image at `position` (below [`ImageList::len`]).
+    pub fn id_at(&self, position: usize) -> &str {
+        id_at(&self.ids, &self.id_ends, position)
     }
 
     /// Every image in catalog order, decoded one at a time.

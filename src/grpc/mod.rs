@@ -80,8 +80,8 @@ fn list_failed(err: ListError) -> ApiError {
     }
 }
 
-/// A page as a List response's parts: its images (cloned once, the response
-/// owns them) and the token of the next page, empty on the last page.
+/// A page as a List response's parts: its images (moved out of their `Arc`s,
+/// or cloned when shared) and the token of the next page, empty on the last page.
 fn page_response<Q, T: Clone>(
     list: &ListRequest<Q>,
     page: Page<T>,
@@ -91,7 +91,9 @@ fn page_response<Q, T: Clone>(
         Some(last) if page.more => list.next_page_token(id_of(last))?,
         _ => String::new(),
     };
-    let items = page.items.iter().map(|item| T::clone(item)).collect();
+    // Without a copy when the backend made the image for this call (both do
+    // for List pages: they decode the page's images).
+    let items = page.items.into_iter().map(Arc::unwrap_or_clone).collect();
     Ok((items, next_page_token))
 }
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """The official Python SDK used as its README says, against our TLS listener.
 
-Usage: sdk_tls.py HOST:PORT CA_PEM_PATH CATALOG_JSON_PATH
+Usage: sdk_tls.py HOST:PORT CA_PEM_PATH CATALOG_JSON_PATH [IAM_TOKEN [EXPECTED_CODE]]
 
 `yandexcloud.SDK(iam_token=..., endpoint=HOST:PORT, root_certificates=CA)`
 with no endpoint override: the SDK asks our ApiEndpointService where compute
 and container-registry live, opens TLS channels there (carrying the IAM
 token) and calls ImageService.Get of both APIs. Each answer must equal the
-catalog's first image of that API. Prints one line per failure and a final
+catalog's first image of that API, or, when EXPECTED_CODE (a gRPC code name
+such as UNAUTHENTICATED) is given, fail with that code; discovery is open
+either way. IAM_TOKEN defaults to "t1". Prints one line per failure and a final
 `sdk tls: N passed, M failed`.
 """
 
@@ -34,16 +36,18 @@ TIMEOUT_SECONDS = 10
 
 
 def main():
-    if len(sys.argv) != 4:
+    if not 4 <= len(sys.argv) <= 6:
         print(__doc__, file=sys.stderr)
         return 2
-    addr, ca_path, catalog_path = sys.argv[1:]
+    addr, ca_path, catalog_path = sys.argv[1:4]
+    token = sys.argv[4] if len(sys.argv) > 4 else "t1"
+    expected_code = sys.argv[5] if len(sys.argv) > 5 else "OK"
     with open(ca_path, "rb") as f:
         ca = f.read()
     with open(catalog_path, encoding="utf-8") as f:
         catalog = json.load(f)
 
-    sdk = yandexcloud.SDK(iam_token="t1", endpoint=addr, root_certificates=ca)
+    sdk = yandexcloud.SDK(iam_token=token, endpoint=addr, root_certificates=ca)
     passed = failed = 0
 
     def fail(what, detail):
@@ -72,7 +76,13 @@ def main():
         try:
             got = sdk.client(stub_cls).Get(request_cls(image_id=entry["id"]), timeout=TIMEOUT_SECONDS)
         except grpc.RpcError as err:
-            fail(f"{api} Get", f"{err.code().name}: {err.details()}")
+            if err.code().name == expected_code:
+                passed += 1
+            else:
+                fail(f"{api} Get", f"{err.code().name}: {err.details()}")
+            continue
+        if expected_code != "OK":
+            fail(f"{api} Get", f"answered, expected {expected_code}")
             continue
         if got != expected:
             fail(f"{api} Get", f"got {got}, expected {expected}")
