@@ -63,6 +63,16 @@ pub struct ServeArgs {
     )]
     pub catalog: Option<PathBuf>,
 
+    /// Reload the --catalog file when it changes (it is also reloaded on SIGHUP,
+    /// with or without this flag). A bad file keeps the catalog being served.
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_WATCH_CATALOG",
+        value_parser = FalseyValueParser::new(),
+        requires = "catalog"
+    )]
+    pub watch_catalog: bool,
+
     /// Serve from PostgreSQL instead of a catalog file
     /// (postgres://user@host:5432/db?options=-c%20search_path%3Dschema).
     #[arg(long, env = "IMAGE_SERVICE_DATABASE_URL", value_name = "URL")]
@@ -113,6 +123,16 @@ pub struct ServeArgs {
     /// Concurrent HTTP/2 streams per gRPC connection.
     #[arg(long, env = "IMAGE_SERVICE_GRPC_MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub grpc_max_streams: u32,
+
+    /// Largest request accepted: a gRPC request message (RESOURCE_EXHAUSTED
+    /// beyond) and a REST request body (413 beyond). Bytes, or with KiB / MiB.
+    #[arg(long, env = "IMAGE_SERVICE_MAX_REQUEST_SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_request_size: usize,
+
+    /// Close a connection (either listener) on which no call has run for this
+    /// long; 0s keeps idle connections open.
+    #[arg(long, env = "IMAGE_SERVICE_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// HTTP/2 keepalive PING interval on gRPC connections (a peer that doesn't
     /// answer within 10 s is dropped).
@@ -198,6 +218,7 @@ impl Default for ServeArgs {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             catalog: None,
+            watch_catalog: false,
             database_url: None,
             no_migrate: false,
             database_startup_timeout: Duration::from_secs(30),
@@ -210,10 +231,39 @@ impl Default for ServeArgs {
             max_in_flight: 1024,
             grpc_max_streams: 256,
             http2_keepalive: Duration::from_secs(30),
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            idle_timeout: Duration::from_secs(300),
             tls: TlsArgs::default(),
             advertise_address: None,
             otlp_endpoint: None,
         }
+    }
+}
+
+/// The REST body limit the server always had; for gRPC, stricter than the
+/// customary 4 MiB, and still thousands of times the largest request of these APIs.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 1024 * 1024;
+
+/// A size in bytes such as `4MiB`, `512KiB` or a bare number of bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 4MiB, 512KiB or 65536"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        other => return Err(format!("unknown size unit {other:?}: use B, KiB or MiB")),
+    };
+    match value.checked_mul(scale) {
+        Some(0) => Err("the size must be at least 1 byte".to_owned()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?} is too large")),
     }
 }
 
@@ -345,6 +395,19 @@ mod tests {
         assert_eq!(parsed.max_in_flight, default.max_in_flight);
         assert_eq!(parsed.grpc_max_streams, default.grpc_max_streams);
         assert_eq!(parsed.http2_keepalive, default.http2_keepalive);
+        assert_eq!(parsed.max_request_size, default.max_request_size);
+        assert_eq!(parsed.watch_catalog, default.watch_catalog);
+        assert_eq!(parsed.idle_timeout, default.idle_timeout);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 * 1024 * 1024));
+        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4GB").is_err());
+        assert!(parse_size("big").is_err());
     }
 
     #[test]

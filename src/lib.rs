@@ -8,10 +8,13 @@
 pub mod auth;
 pub mod backend_health;
 pub mod catalog;
+pub mod catalog_reload;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod idle;
 pub mod limits;
 pub mod metrics;
 pub mod proto;

@@ -144,6 +144,104 @@ where
     }
 }
 
+/// tonic refuses a request message larger than its decoding limit with
+/// OUT_OF_RANGE; gRPC's convention for a message over the receive limit is
+/// RESOURCE_EXHAUSTED, which clients and meshes treat as "don't retry as is".
+/// This layer rewrites that one refusal (a trailers-only answer, recognised
+/// by tonic's message) and names the limit.
+#[derive(Debug, Clone)]
+pub struct OversizeStatusLayer {
+    message: http::HeaderValue,
+}
+
+/// The start of tonic's refusal, percent-encoded as grpc-message carries it.
+const TONIC_TOO_LARGE: &str = "Error,%20decoded%20message%20length%20too%20large";
+
+impl OversizeStatusLayer {
+    pub fn new(limit: usize) -> Self {
+        let text =
+            format!("request message larger than the limit of {limit} bytes (--max-request-size)");
+        let encoded = text.replace(' ', "%20");
+        Self {
+            message: http::HeaderValue::from_str(&encoded)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("request%20too%20large")),
+        }
+    }
+}
+
+impl<S> Layer<S> for OversizeStatusLayer {
+    type Service = OversizeStatus<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OversizeStatus {
+            inner,
+            message: self.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OversizeStatus<S> {
+    inner: S,
+    message: http::HeaderValue,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OversizeStatus<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = OversizeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        OversizeFuture {
+            inner: self.inner.call(request),
+            message: Some(self.message.clone()),
+        }
+    }
+}
+
+pin_project! {
+    pub struct OversizeFuture<F> {
+        #[pin]
+        inner: F,
+        message: Option<http::HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for OversizeFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            other => return other,
+        };
+        let headers = response.headers_mut();
+        let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+            && headers
+                .get("grpc-message")
+                .is_some_and(|m| m.as_bytes().starts_with(TONIC_TOO_LARGE.as_bytes()));
+        match this.message.take() {
+            Some(message) if too_large => {
+                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+                headers.insert("grpc-message", message);
+            }
+            _ => {}
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

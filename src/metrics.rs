@@ -2,8 +2,8 @@
 //! conventional gRPC server names so existing dashboards work:
 //! `grpc_server_started_total`, `grpc_server_handled_total` (by code) and
 //! `grpc_server_handling_seconds`, by service and method, for calls of both
-//! faces (a REST call counts as the gRPC call it runs). Plus calls in flight
-//! and the catalog's size.
+//! faces (a REST call counts as the gRPC call it runs). Plus calls in flight,
+//! the catalog's size and its reloads.
 //!
 //! The series of every method of the served services are created at start and
 //! kept in an immutable map, so counting a call is a map lookup and a few
@@ -11,18 +11,24 @@
 //! reflection) go through the registry's families.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use prost_reflect::DescriptorPool;
 
 use crate::limits::InFlight;
+use crate::repository::postgres::{Database, ErrorKind};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
@@ -37,6 +43,11 @@ struct HandledLabels {
     grpc_service: String,
     grpc_method: String,
     grpc_code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +99,9 @@ pub struct Metrics {
     in_flight_gauge: Gauge,
     in_flight: Arc<InFlight>,
     catalog_images: Family<ApiLabels, Gauge>,
+    catalog_reloads: Family<ReloadLabels, Counter>,
+    catalog_loaded: Gauge<f64, AtomicU64>,
+    database: Arc<OnceLock<Database>>,
 }
 
 impl Metrics {
@@ -99,6 +113,8 @@ impl Metrics {
         let seconds = HistogramFamily::new_with_constructor(new_histogram);
         let in_flight_gauge = Gauge::default();
         let catalog_images = Family::<ApiLabels, Gauge>::default();
+        let catalog_reloads = Family::<ReloadLabels, Counter>::default();
+        let catalog_loaded = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "grpc_server_started",
             "Calls started on the server, by service and method",
@@ -124,6 +140,21 @@ impl Metrics {
             "Images in the served in-memory catalog, by API",
             catalog_images.clone(),
         );
+        registry.register(
+            "image_service_catalog_reloads",
+            "Catalog reloads (SIGHUP or file change), by result (ok, failed)",
+            catalog_reloads.clone(),
+        );
+        registry.register(
+            "image_service_catalog_loaded_timestamp_seconds",
+            "When the served catalog file was last loaded successfully (Unix time)",
+            catalog_loaded.clone(),
+        );
+        let database = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(DatabaseCollector(database.clone())));
+        for result in ["ok", "failed"] {
+            drop(catalog_reloads.get_or_create(&ReloadLabels { result }));
+        }
 
         let mut metrics = Self {
             registry,
@@ -134,6 +165,9 @@ impl Metrics {
             in_flight_gauge,
             in_flight,
             catalog_images,
+            catalog_reloads,
+            catalog_loaded,
+            database,
         };
         for service in services.iter().filter_map(|s| pool.get_service_by_name(s)) {
             for method in service.methods() {
@@ -206,6 +240,27 @@ impl Metrics {
         }
     }
 
+    /// Reports `database`'s pool state and errors from now on (read at each scrape).
+    pub fn watch_database(&self, database: Database) {
+        let _ = self.database.set(database);
+    }
+
+    /// Counts a catalog reload that succeeded (`ok`) or kept the old catalog.
+    pub fn catalog_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.catalog_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+    }
+
+    /// Records that the catalog file was loaded successfully just now.
+    pub fn set_catalog_loaded_now(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.catalog_loaded.set(now.as_secs_f64());
+    }
+
     /// The exposition text (OpenMetrics).
     pub fn render(&self) -> String {
         self.in_flight_gauge
@@ -223,6 +278,65 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics")
             .field("known_methods", &self.known.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// The PostgreSQL backend's pool state and error counts, read at scrape time
+/// (nothing is written on the query path but one atomic add per error).
+#[derive(Debug)]
+struct DatabaseCollector(Arc<OnceLock<Database>>);
+
+impl Collector for DatabaseCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(database) = self.0.get() else {
+            return Ok(());
+        };
+        let state = database.pool_state();
+        let gauge = |value: usize| ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+        for (name, help, value) in [
+            (
+                "image_service_database_pool_max_connections",
+                "Most connections the PostgreSQL pool may open",
+                state.max,
+            ),
+            (
+                "image_service_database_pool_connections",
+                "Connections to PostgreSQL open now, in use or idle",
+                state.open,
+            ),
+            (
+                "image_service_database_pool_idle_connections",
+                "Open connections to PostgreSQL not in use",
+                state.idle,
+            ),
+            (
+                "image_service_database_pool_waiting",
+                "Calls waiting for a PostgreSQL connection",
+                state.waiting,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            gauge(value).encode(metric)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "image_service_database_errors",
+            "Failed PostgreSQL operations, by kind (timeout, unavailable, query)",
+            None,
+            MetricType::Counter,
+        )?;
+        for kind in ErrorKind::ALL {
+            let labels = KindLabels {
+                kind: kind.as_str(),
+            };
+            let metric = family.encode_family(&labels)?;
+            ConstCounter::new(database.errors(kind)).encode(metric)?;
+        }
+        Ok(())
     }
 }
 

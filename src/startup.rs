@@ -24,16 +24,19 @@ use tower::Layer;
 use crate::auth::{AuthLayer, TokenTable, TokensFileError};
 use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
+use crate::catalog_reload::{self, CatalogReloader, ReloadTasks};
 use crate::config::ServeArgs;
+use crate::deadline::DeadlineLayer;
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::endpoint::ApiEndpoints;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
-use crate::limits::{InFlight, InFlightLimitLayer};
+use crate::idle::{IdleIncoming, IdleTrackLayer};
+use crate::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
 use crate::metrics::Metrics;
 use crate::proto;
 use crate::repository::postgres::{self, Database, DatabaseError};
-use crate::repository::{MemoryRepository, Repositories, RepositoryError};
+use crate::repository::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
 use crate::rest::{GatewayError, RestGateway};
 use crate::tls::{Face, Tls, TlsError, TlsFiles};
 
@@ -96,6 +99,8 @@ pub struct Application {
     metrics: Arc<Metrics>,
     /// Watches the database, when served from one; stops with the server.
     backend_health: Option<BackendHealth>,
+    /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
+    catalog_reload: Option<ReloadTasks>,
     tls: Option<TlsReload>,
 }
 
@@ -112,6 +117,9 @@ struct GrpcLimits {
     in_flight: Arc<InFlight>,
     grpc_max_streams: u32,
     http2_keepalive: Duration,
+    max_request_size: usize,
+    /// Both listeners: `None` keeps idle connections open.
+    idle_timeout: Option<Duration>,
 }
 
 /// A keepalive PING unanswered this long drops the connection.
@@ -135,7 +143,14 @@ impl Application {
                 let applied = postgres::migrate(&database).await?;
                 tracing::info!(applied, "database schema up to date");
             }
-            return Self::build_with_database(settings, database).await;
+            let mut app = Self::build_with_database(settings, database).await?;
+            // --- catalog reload: not applicable to a database ---
+            tracing::info!("serving from the database: SIGHUP does not reload anything");
+            app.catalog_reload = Some(
+                catalog_reload::ignore_hangup("the catalog is served from the database")
+                    .map_err(StartupError::Signals)?,
+            );
+            return Ok(app);
         }
         let catalog = match &settings.catalog {
             Some(path) => Catalog::from_file(path)?,
@@ -147,9 +162,20 @@ impl Application {
         );
         tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
         let sizes = (catalog.compute_images.len(), catalog.container_images.len());
-        let repositories = Repositories::in_memory(MemoryRepository::new(catalog));
-        let app = Self::build_with_repositories(settings, repositories).await?;
+        let memory = Arc::new(SwappableRepository::new(MemoryRepository::new(catalog)));
+        let repositories = Repositories::swappable(memory.clone());
+        let mut app = Self::build_with_repositories(settings, repositories).await?;
         app.metrics.set_catalog_size(sizes.0, sizes.1);
+        // --- catalog reload: handlers registered before anything is served ---
+        let tasks = match &settings.catalog {
+            Some(path) => {
+                app.metrics.set_catalog_loaded_now();
+                let reloader = CatalogReloader::new(path.clone(), memory, app.metrics.clone());
+                catalog_reload::spawn(Arc::new(reloader), settings.watch_catalog)
+            }
+            None => catalog_reload::ignore_hangup("the built-in demo catalog is served"),
+        };
+        app.catalog_reload = Some(tasks.map_err(StartupError::Signals)?);
         Ok(app)
     }
 
@@ -162,6 +188,7 @@ impl Application {
         let mut app =
             Self::build_with_repositories(settings, Repositories::postgres(database.clone()))
                 .await?;
+        app.metrics.watch_database(database.clone());
         app.backend_health = Some(BackendHealth::spawn(
             database,
             app.health.clone(),
@@ -206,7 +233,8 @@ impl Application {
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
             .add_service(ApiEndpoints::server(&advertised));
-        let routes = add_image_services(routes, repositories, auth).prepare();
+        let routes =
+            add_image_services(routes, repositories, auth, settings.max_request_size).prepare();
 
         let pool =
             proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
@@ -219,6 +247,7 @@ impl Application {
             routes.clone(),
             in_flight.clone(),
             metrics.clone(),
+            settings.max_request_size,
         )?);
         let context = context.with_metrics(metrics.clone());
 
@@ -238,8 +267,11 @@ impl Application {
                 in_flight,
                 grpc_max_streams: settings.grpc_max_streams,
                 http2_keepalive: settings.http2_keepalive,
+                max_request_size: settings.max_request_size,
+                idle_timeout: Some(settings.idle_timeout).filter(|t| !t.is_zero()),
             },
             backend_health: None,
+            catalog_reload: None,
             tls,
         })
     }
@@ -272,9 +304,12 @@ impl Application {
             tls = self.tls.is_some(),
             "serving gRPC and REST"
         );
+        let _catalog_reload = self.catalog_reload;
         let (stop, stopped) = watch::channel(false);
         let http_incoming = tcp_incoming(self.http_listener);
         let grpc_incoming = tcp_incoming(self.grpc_listener);
+        let idle_timeout = self.limits.idle_timeout;
+        let rest = DeadlineLayer.layer(self.rest);
         let (draining, drain_started) = oneshot::channel::<()>();
         let grpc_shutdown = {
             let mut stopped = stopped.clone();
@@ -287,8 +322,11 @@ impl Application {
             .max_concurrent_streams(self.limits.grpc_max_streams)
             .http2_keepalive_interval(Some(self.limits.http2_keepalive))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .layer(IdleTrackLayer::default())
+            .layer(DeadlineLayer)
             .layer(self.context)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
+            .layer(OversizeStatusLayer::new(self.limits.max_request_size))
             .add_routes(self.routes);
         // One type for both arms: the plaintext and TLS streams differ.
         type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
@@ -296,23 +334,28 @@ impl Application {
             None => (
                 tokio::spawn(crate::rest::server::serve(
                     http_incoming,
-                    self.rest,
+                    rest,
                     stopped.clone(),
                     self.drain_timeout,
+                    idle_timeout,
                 )),
-                Box::pin(grpc_server.serve_with_incoming_shutdown(grpc_incoming, grpc_shutdown)),
+                Box::pin(grpc_server.serve_with_incoming_shutdown(
+                    IdleIncoming::new(grpc_incoming, idle_timeout),
+                    grpc_shutdown,
+                )),
             ),
             Some(TlsReload { tls, hangup }) => {
                 tokio::spawn(reload_on_hangup(tls.clone(), hangup, stopped.clone()));
                 (
                     tokio::spawn(crate::rest::server::serve(
                         tls.accept(Face::Rest, http_incoming),
-                        self.rest,
+                        rest,
                         stopped.clone(),
                         self.drain_timeout,
+                        idle_timeout,
                     )),
                     Box::pin(grpc_server.serve_with_incoming_shutdown(
-                        tls.accept(Face::Grpc, grpc_incoming),
+                        IdleIncoming::new(tls.accept(Face::Grpc, grpc_incoming), idle_timeout),
                         grpc_shutdown,
                     )),
                 )
@@ -396,9 +439,10 @@ fn add_image_services(
     routes: Routes,
     repositories: Repositories,
     auth: Option<Arc<TokenTable>>,
+    max_request_size: usize,
 ) -> Routes {
-    let compute = ComputeImages::server(repositories.compute);
-    let container = ContainerRegistryImages::server(repositories.container);
+    let compute = ComputeImages::server(repositories.compute, max_request_size);
+    let container = ContainerRegistryImages::server(repositories.container, max_request_size);
     match auth {
         Some(tokens) => {
             let auth = AuthLayer::new(tokens);

@@ -1,14 +1,13 @@
 //! The real binary: port 0 and the logged address, JSON logs, the access log
 //! switch, and a clean exit on SIGTERM.
 
-use std::time::Duration;
-
-use image_service::proto::compute::GetImageRequest;
-use image_service::proto::compute::image_service_client::ImageServiceClient;
-
 mod common;
 
+use std::time::Duration;
+
 use common::process::Server;
+use image_service::proto::compute::GetImageRequest;
+use image_service::proto::compute::image_service_client::ImageServiceClient;
 
 async fn get_once(addr: &str, id: &str) {
     let mut client = ImageServiceClient::connect(format!("http://{addr}"))

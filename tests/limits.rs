@@ -142,3 +142,114 @@ async fn past_the_limit_calls_are_refused_at_once_on_both_faces() {
         .unwrap();
     assert_eq!(rest.status(), 200);
 }
+
+#[tokio::test]
+async fn requests_over_the_size_limit_are_refused_on_both_faces() {
+    let settings = image_service::config::ServeArgs {
+        max_request_size: 1024,
+        ..test_settings(None)
+    };
+    let app = TestApp::start(settings, None, None).await;
+    let mut client = ImageServiceClient::new(app.channel().await);
+
+    let refused = client
+        .get(GetImageRequest {
+            image_id: "x".repeat(2000),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("limit of 1024 bytes"),
+        "{refused:?}"
+    );
+    // Under the limit, the same call is answered.
+    let found = client
+        .get(GetImageRequest {
+            image_id: ID.into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.into_inner().id, ID);
+
+    let http = reqwest::Client::new();
+    let big = http
+        .post(app.http_url("/compute/v1/images"))
+        .body(format!(r#"{{"folderId":"{}"}}"#, "f".repeat(2000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let small = http
+        .post(app.http_url("/compute/v1/images"))
+        .body(r#"{"folderId":"f"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(small.status(), 413, "a small body passes the limit");
+    app.stop().await;
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn time_until_closed(stream: &mut tokio::net::TcpStream) -> (Duration, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("the idle connection is closed within 5 s");
+        match read {
+            Ok(0) | Err(_) => return (started.elapsed(), received),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_on_both_listeners_busy_ones_are_not() {
+    use tokio::io::AsyncWriteExt;
+    let settings = image_service::config::ServeArgs {
+        idle_timeout: Duration::from_millis(400),
+        ..test_settings(None)
+    };
+    let app = TestApp::start(settings, None, None).await;
+
+    // REST: one request on a keep-alive connection, then silence.
+    let mut rest = tokio::net::TcpStream::connect(app.http_addr).await.unwrap();
+    rest.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let (after, received) = time_until_closed(&mut rest).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        after >= Duration::from_millis(300),
+        "closed too early: {after:?}"
+    );
+
+    // gRPC: an HTTP/2 connection that never makes a call.
+    let mut grpc = tokio::net::TcpStream::connect(app.grpc_addr).await.unwrap();
+    grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let (after, _) = time_until_closed(&mut grpc).await;
+    assert!(
+        after >= Duration::from_millis(300),
+        "closed too early: {after:?}"
+    );
+
+    // A connection with calls more often than the timeout stays usable.
+    let mut client = ImageServiceClient::new(app.channel().await);
+    for _ in 0..8 {
+        client
+            .get(GetImageRequest {
+                image_id: ID.into(),
+            })
+            .await
+            .expect("a busy connection is kept");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    app.stop().await;
+}

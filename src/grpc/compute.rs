@@ -41,10 +41,16 @@ impl ComputeImages {
         Self { repository }
     }
 
-    pub fn server(repository: Arc<dyn ComputeImageRepository>) -> ComputeImagesServer {
+    /// The service with Get answered from the stored encoding, decoding
+    /// requests of at most `max_request_size` bytes.
+    pub fn server(
+        repository: Arc<dyn ComputeImageRepository>,
+        max_request_size: usize,
+    ) -> ComputeImagesServer {
         let lookup = repository.clone();
         EncodedGet::new(
-            ImageServiceServer::new(Self::new(repository)),
+            ImageServiceServer::new(Self::new(repository))
+                .max_decoding_message_size(max_request_size),
             "/yandex.cloud.compute.v1.ImageService/Get",
             |request: GetImageRequest| request.image_id,
             Arc::new(move |id| {
@@ -52,6 +58,7 @@ impl ComputeImages {
                 Box::pin(async move { repository.get_compute_image_encoded(&id).await })
             }),
             Arc::new(|bytes| Box::pin(async move { Ok(encoded_string_field(&bytes, FOLDER_ID)) })),
+            max_request_size,
         )
     }
 }

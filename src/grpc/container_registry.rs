@@ -36,11 +36,17 @@ impl ContainerRegistryImages {
         Self { repository }
     }
 
-    pub fn server(repository: Arc<dyn ContainerImageRepository>) -> ContainerRegistryImagesServer {
+    /// The service with Get answered from the stored encoding, decoding
+    /// requests of at most `max_request_size` bytes.
+    pub fn server(
+        repository: Arc<dyn ContainerImageRepository>,
+        max_request_size: usize,
+    ) -> ContainerRegistryImagesServer {
         let lookup = repository.clone();
         let registries = repository.clone();
         EncodedGet::new(
-            ImageServiceServer::new(Self::new(repository)),
+            ImageServiceServer::new(Self::new(repository))
+                .max_decoding_message_size(max_request_size),
             "/yandex.cloud.containerregistry.v1.ImageService/Get",
             |request: GetImageRequest| request.image_id,
             Arc::new(move |id| {
@@ -56,6 +62,7 @@ impl ContainerRegistryImages {
                     }
                 })
             }),
+            max_request_size,
         )
     }
 }

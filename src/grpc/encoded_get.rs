@@ -78,6 +78,8 @@ pub struct EncodedGet<S, Req> {
     image_id: fn(Req) -> String,
     lookup: EncodedLookup,
     folder_of: EncodedFolder,
+    /// Largest request message decoded (the generated server's limit too).
+    max_request_size: usize,
     _request: PhantomData<fn(Req)>,
 }
 
@@ -88,6 +90,7 @@ impl<S, Req> EncodedGet<S, Req> {
         image_id: fn(Req) -> String,
         lookup: EncodedLookup,
         folder_of: EncodedFolder,
+        max_request_size: usize,
     ) -> Self {
         Self {
             inner,
@@ -95,6 +98,7 @@ impl<S, Req> EncodedGet<S, Req> {
             image_id,
             lookup,
             folder_of,
+            max_request_size,
             _request: PhantomData,
         }
     }
@@ -108,6 +112,7 @@ impl<S: Clone, Req> Clone for EncodedGet<S, Req> {
             image_id: self.image_id,
             lookup: self.lookup.clone(),
             folder_of: self.folder_of.clone(),
+            max_request_size: self.max_request_size,
             _request: PhantomData,
         }
     }
@@ -149,9 +154,11 @@ where
             lookup: self.lookup.clone(),
             folder_of,
         };
+        let max_request_size = self.max_request_size;
         Box::pin(async move {
-            // The generated server's defaults: no compression, default size limits.
-            let mut grpc = Grpc::new(tonic_prost::ProstCodec::<EncodedMessage, Req>::default());
+            // As the generated server: no compression, the same size limit.
+            let mut grpc = Grpc::new(tonic_prost::ProstCodec::<EncodedMessage, Req>::default())
+                .max_decoding_message_size(max_request_size);
             Ok(grpc.unary(method, request).await)
         })
     }

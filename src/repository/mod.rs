@@ -4,6 +4,7 @@
 
 mod memory;
 pub mod postgres;
+mod swappable;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use prost::Message;
 
 pub use memory::MemoryRepository;
 pub use postgres::PostgresRepository;
+pub use swappable::SwappableRepository;
 
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
@@ -142,6 +144,15 @@ impl Repositories {
         Self {
             compute: memory.clone(),
             container: memory,
+        }
+    }
+
+    /// Both APIs served from one in-memory catalog that can be replaced while
+    /// serving (catalog reload).
+    pub fn swappable(repository: Arc<SwappableRepository<MemoryRepository>>) -> Self {
+        Self {
+            compute: repository.clone(),
+            container: repository,
         }
     }
 

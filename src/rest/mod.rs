@@ -35,8 +35,6 @@ use routes::NoRoute;
 
 /// Longest request URI accepted (414 beyond).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
-/// Largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub type RestBody = Full<Bytes>;
 
@@ -57,6 +55,8 @@ struct Shared {
     /// Shared with the gRPC face: one budget of calls in flight.
     in_flight: Arc<InFlight>,
     metrics: Arc<Metrics>,
+    /// Largest request body accepted (413 beyond): --max-request-size.
+    max_body: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,7 @@ impl RestGateway {
         grpc: Routes,
         in_flight: Arc<InFlight>,
         metrics: Arc<Metrics>,
+        max_body: usize,
     ) -> Result<Self, GatewayError> {
         let table = RouteTable::from_services(pool, services)?;
         let status = pool
@@ -90,6 +91,7 @@ impl RestGateway {
                 served: services.iter().map(|s| (*s).to_owned()).collect(),
                 in_flight,
                 metrics,
+                max_body,
             }),
         })
     }
@@ -185,14 +187,14 @@ impl Shared {
         };
 
         let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        let body = match Limited::new(body, self.max_body).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
                 return fail(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     ApiError::invalid_argument(
                         "body",
-                        format!("unreadable or larger than {MAX_BODY_BYTES} bytes"),
+                        format!("unreadable or larger than {} bytes", self.max_body),
                     ),
                 );
             }

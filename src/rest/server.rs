@@ -1,5 +1,6 @@
 //! The HTTP listener: HTTP/1.1 and HTTP/2 (h2c, or h2 over TLS) on one port,
-//! with limits on header size and slow clients, and a bounded graceful drain.
+//! with limits on header size, slow clients and idle connections, and a
+//! bounded graceful drain.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
+use tower::Layer;
+
+use crate::idle::{IdleIo, IdleTrackLayer};
 
 /// Request line plus headers of an HTTP/1.1 request (431 beyond).
 const MAX_HTTP1_HEAD_BYTES: usize = 64 * 1024;
@@ -32,6 +36,7 @@ pub async fn serve<I, IO, S, B>(
     service: S,
     mut stop: watch::Receiver<bool>,
     drain_timeout: Duration,
+    idle_timeout: Option<Duration>,
 ) where
     I: Stream<Item = std::io::Result<IO>> + Unpin,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -71,7 +76,9 @@ pub async fn serve<I, IO, S, B>(
                     }
                 };
                 let builder = builder.clone();
-                let service = TowerToHyperService::new(service.clone());
+                let stream = IdleIo::new(stream, idle_timeout);
+                let track = IdleTrackLayer::for_connection(stream.activity());
+                let service = TowerToHyperService::new(track.layer(service.clone()));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();

@@ -1,12 +1,12 @@
-//! The real binary as a child process: JSON logs read line by line, the bound
-//! addresses taken from its start-up line, SIGTERM to stop it.
+//! The real binary as a child process: started on port 0 with JSON logs,
+//! its log lines read back, signals sent to it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_image-service");
+pub const BIN: &str = env!("CARGO_BIN_EXE_image-service");
 
 pub struct Server {
     pub child: Child,
@@ -82,15 +82,29 @@ impl Server {
     }
 
     pub fn signal_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named `name` (TERM, HUP, ...) to the server.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
             .status()
             .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid}");
     }
 
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.signal_term();
         self.child.wait().expect("server exits")
+    }
+}
+
+impl Drop for Server {
+    /// A failed test must not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -25,7 +25,7 @@ use tokio_postgres::types::ToSql;
 
 pub use catalog_io::{ImportMode, export_catalog, import_catalog};
 pub use migrations::{MIGRATIONS, check_schema, migrate};
-pub use pool::{Database, DatabaseError};
+pub use pool::{Database, DatabaseError, ErrorKind, PoolState};
 
 use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
 use crate::domain::compute::{ComputeImageQuery, Family};

@@ -8,6 +8,8 @@
 //! and by the client (a network that no longer answers; that connection is
 //! then closed, not pooled).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -17,6 +19,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::config::PoolArgs;
+use crate::deadline;
 use crate::repository::RepositoryError;
 
 /// Prepared statements kept per connection before the cache starts over: List
@@ -39,6 +42,55 @@ pub enum DatabaseError {
 pub struct Database {
     pool: Pool,
     statement_timeout: Duration,
+    errors: Arc<ErrorCounts>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("pool", &self.pool_state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a database operation failed, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No connection in time, a statement past its timeout.
+    Timeout,
+    /// Connection refused or lost, the server shutting down or full.
+    Unavailable,
+    /// The server refused the statement (bad SQL, schema mismatch, bad data).
+    Query,
+}
+
+impl ErrorKind {
+    pub const ALL: [Self; 3] = [Self::Timeout, Self::Unavailable, Self::Query];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// Failed operations since start, by [`ErrorKind`].
+#[derive(Debug, Default)]
+struct ErrorCounts([AtomicU64; 3]);
+
+/// The pool's state at one moment, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Most connections the pool may open.
+    pub max: usize,
+    /// Connections open now, in use or idle.
+    pub open: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
 }
 
 impl Database {
@@ -78,12 +130,59 @@ impl Database {
         Ok(Self {
             pool,
             statement_timeout: limits.statement_timeout,
+            errors: Arc::default(),
         })
     }
 
-    /// A connection from the pool, waiting at most the acquire timeout.
+    /// The pool's state now.
+    pub fn pool_state(&self) -> PoolState {
+        let status = self.pool.status();
+        PoolState {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    /// Operations that failed with `kind` since start.
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
+        self.errors.0[kind as usize].load(Ordering::Relaxed)
+    }
+
+    fn count(&self, kind: ErrorKind) {
+        self.errors.0[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `err` as a [`RepositoryError`], counted.
+    fn failed(&self, err: tokio_postgres::Error) -> RepositoryError {
+        self.count(kind_of(&err));
+        query_error(err)
+    }
+
+    /// A connection from the pool, waiting at most the acquire timeout (and
+    /// the running call's deadline).
     pub async fn connection(&self) -> Result<Object, RepositoryError> {
-        self.pool.get().await.map_err(pool_error)
+        let waited = match deadline::remaining() {
+            Some(left) => match tokio::time::timeout(left, self.pool.get()).await {
+                Ok(waited) => waited,
+                Err(_) => {
+                    self.count(ErrorKind::Timeout);
+                    return Err(RepositoryError::Unavailable(
+                        "the call's deadline (grpc-timeout) passed while waiting for a database connection".into(),
+                    ));
+                }
+            },
+            None => self.pool.get().await,
+        };
+        waited.map_err(|err| {
+            self.count(match &err {
+                PoolError::Timeout(_) => ErrorKind::Timeout,
+                PoolError::Backend(err) => kind_of(err),
+                _ => ErrorKind::Unavailable,
+            });
+            pool_error(err)
+        })
     }
 
     /// Runs `sql` (prepared once per connection) and returns every row.
@@ -95,11 +194,14 @@ impl Database {
         let client = self.connection().await?;
         let answer = self
             .deadline(async {
-                let statement = prepare(&client, sql).await?;
-                client.query(&statement, params).await.map_err(query_error)
+                let statement = prepare(&client, sql).await.map_err(|e| self.failed(e))?;
+                client
+                    .query(&statement, params)
+                    .await
+                    .map_err(|e| self.failed(e))
             })
             .await;
-        discard_if_late(client, answer)
+        self.discard_if_late(client, answer)
     }
 
     /// Runs `sql` (prepared once per connection) and returns its row, if any.
@@ -111,14 +213,14 @@ impl Database {
         let client = self.connection().await?;
         let answer = self
             .deadline(async {
-                let statement = prepare(&client, sql).await?;
+                let statement = prepare(&client, sql).await.map_err(|e| self.failed(e))?;
                 client
                     .query_opt(&statement, params)
                     .await
-                    .map_err(query_error)
+                    .map_err(|e| self.failed(e))
             })
             .await;
-        discard_if_late(client, answer)
+        self.discard_if_late(client, answer)
     }
 
     /// Whether the database answers `SELECT 1` now.
@@ -130,10 +232,10 @@ impl Database {
                     .simple_query("SELECT 1")
                     .await
                     .map(drop)
-                    .map_err(query_error)
+                    .map_err(|e| self.failed(e))
             })
             .await;
-        discard_if_late(client, answer)
+        self.discard_if_late(client, answer)
     }
 
     /// Waits until the database answers, retrying every second for at most `limit`.
@@ -157,15 +259,20 @@ impl Database {
         }
     }
 
-    /// `work` within the statement timeout: the client's own deadline, for
-    /// when the network stops answering and the server's timeout can't.
+    /// `work` within the statement timeout (the client's own deadline, for
+    /// when the network stops answering and the server's timeout can't), or
+    /// within the running call's deadline when that comes first.
     async fn deadline<T>(
         &self,
         work: impl Future<Output = Result<T, RepositoryError>>,
     ) -> Result<Result<T, RepositoryError>, Late> {
-        tokio::time::timeout(self.statement_timeout, work)
+        let (limit, call) = match deadline::remaining() {
+            Some(left) if left < self.statement_timeout => (left, true),
+            _ => (self.statement_timeout, false),
+        };
+        tokio::time::timeout(limit, work)
             .await
-            .map_err(|_| Late(self.statement_timeout))
+            .map_err(|_| Late { limit, call })
     }
 
     /// The statement timeout the pool's connections run with.
@@ -174,31 +281,81 @@ impl Database {
     }
 }
 
-/// A statement that outlived the client's deadline.
-struct Late(Duration);
+/// A statement that outlived the client's deadline (`call`: the running
+/// call's, else the statement timeout).
+struct Late {
+    limit: Duration,
+    call: bool,
+}
 
-/// The answer; past the deadline, an error, and the connection is closed
-/// rather than pooled: a reply may still be on its way on it.
-fn discard_if_late<T>(
-    client: Object,
-    answer: Result<Result<T, RepositoryError>, Late>,
-) -> Result<T, RepositoryError> {
-    match answer {
-        Ok(answer) => answer,
-        Err(Late(limit)) => {
-            drop(Object::take(client));
-            Err(RepositoryError::Unavailable(format!(
-                "the database did not answer within {limit:?}"
-            )))
+impl Database {
+    /// The answer; past the deadline, an error, and the connection is closed
+    /// rather than pooled: a reply may still be on its way on it.
+    fn discard_if_late<T>(
+        &self,
+        client: Object,
+        answer: Result<Result<T, RepositoryError>, Late>,
+    ) -> Result<T, RepositoryError> {
+        match answer {
+            Ok(answer) => answer,
+            Err(Late { limit, call }) => {
+                self.count(ErrorKind::Timeout);
+                // Stop the server's work too: nobody waits for its answer.
+                let cancel = client.cancel_token();
+                let bound = self.statement_timeout;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
+                });
+                drop(Object::take(client));
+                Err(RepositoryError::Unavailable(if call {
+                    format!(
+                        "the call's deadline (grpc-timeout) passed after {limit:?}, before the database answered"
+                    )
+                } else {
+                    format!("the database did not answer within {limit:?}")
+                }))
+            }
         }
     }
 }
 
-async fn prepare(client: &Object, sql: &str) -> Result<tokio_postgres::Statement, RepositoryError> {
+async fn prepare(
+    client: &Object,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
     if client.statement_cache.size() >= MAX_CACHED_STATEMENTS {
         client.statement_cache.clear();
     }
-    client.prepare_cached(sql).await.map_err(query_error)
+    client.prepare_cached(sql).await
+}
+
+/// The metrics' kind of a failed statement, by the same split as [`query_error`].
+fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
+    use tokio_postgres::error::SqlState;
+    match err.code() {
+        Some(code) if *code == SqlState::QUERY_CANCELED => ErrorKind::Timeout,
+        code if retryable(code) => ErrorKind::Unavailable,
+        _ => ErrorKind::Query,
+    }
+}
+
+/// Connection trouble and the server's timeouts are worth retrying; the rest
+/// (bad SQL, a schema that doesn't match) is not.
+fn retryable(code: Option<&tokio_postgres::error::SqlState>) -> bool {
+    use tokio_postgres::error::SqlState;
+    match code {
+        None => true,
+        Some(code) => {
+            *code == SqlState::QUERY_CANCELED
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || code.code().starts_with("08")
+        }
+    }
 }
 
 fn pool_error(err: PoolError) -> RepositoryError {
@@ -212,29 +369,15 @@ fn pool_error(err: PoolError) -> RepositoryError {
     }
 }
 
-/// Connection trouble and the server's timeouts are worth retrying; the rest
-/// (bad SQL, a schema that doesn't match) is not.
+/// A failed statement as a [`RepositoryError`]: UNAVAILABLE when worth retrying.
 pub fn query_error(err: tokio_postgres::Error) -> RepositoryError {
-    use tokio_postgres::error::SqlState;
-    let code = err.code().cloned();
     let message = match err.as_db_error() {
         Some(db) => format!("database error: {} ({})", db.message(), db.code().code()),
         None => format!("database connection failed: {err}"),
     };
-    match code {
-        None => RepositoryError::Unavailable(message),
-        Some(code)
-            if code == SqlState::QUERY_CANCELED
-                || code == SqlState::ADMIN_SHUTDOWN
-                || code == SqlState::CRASH_SHUTDOWN
-                || code == SqlState::CANNOT_CONNECT_NOW
-                || code == SqlState::TOO_MANY_CONNECTIONS
-                || code == SqlState::T_R_SERIALIZATION_FAILURE
-                || code == SqlState::T_R_DEADLOCK_DETECTED
-                || code.code().starts_with("08") =>
-        {
-            RepositoryError::Unavailable(message)
-        }
-        Some(_) => RepositoryError::Internal(message),
+    if retryable(err.code()) {
+        RepositoryError::Unavailable(message)
+    } else {
+        RepositoryError::Internal(message)
     }
 }
