@@ -20,6 +20,8 @@ use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
+use crate::grpc::metadata::GRPC_TIMEOUT;
+
 tokio::task_local! {
     static CALL_DEADLINE: Instant;
 }
@@ -84,7 +86,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let timeout = request
             .headers()
-            .get("grpc-timeout")
+            .get(GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
         let future = self.inner.call(request);

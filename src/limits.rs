@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
+use crate::grpc::metadata::{GRPC_MESSAGE, GRPC_STATUS};
 use crate::grpc::request_context::request_id_of;
 use crate::grpc::status::to_status;
 
@@ -227,14 +228,14 @@ where
             other => return other,
         };
         let headers = response.headers_mut();
-        let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        let too_large = headers.get(GRPC_STATUS).is_some_and(|s| s == "11")
             && headers
-                .get("grpc-message")
+                .get(GRPC_MESSAGE)
                 .is_some_and(|m| m.as_bytes().starts_with(TONIC_TOO_LARGE.as_bytes()));
         match this.message.take() {
             Some(message) if too_large => {
-                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-                headers.insert("grpc-message", message);
+                headers.insert(GRPC_STATUS, http::HeaderValue::from_static("8"));
+                headers.insert(GRPC_MESSAGE, message);
             }
             _ => {}
         }

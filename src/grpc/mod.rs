@@ -6,6 +6,7 @@ pub mod compute;
 pub mod container_registry;
 mod encoded_get;
 pub mod endpoint;
+pub mod metadata;
 pub mod request_context;
 pub mod status;
 

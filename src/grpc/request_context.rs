@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::{Level, Span, field};
 
+use crate::grpc::metadata::GRPC_STATUS;
 use crate::metrics::Metrics;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -229,7 +230,7 @@ where
                 Some(GrpcCode(code)) => *code,
                 None => response
                     .headers()
-                    .get("grpc-status")
+                    .get(GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
                     .unwrap_or(0),

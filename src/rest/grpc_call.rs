@@ -4,21 +4,23 @@
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
 use tonic::service::Routes;
 use tower::ServiceExt;
 
+use crate::grpc::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::grpc::request_context::{RequestId, record_grpc_method};
 use crate::metrics::Metrics;
 
 /// Request headers a REST caller may send that mean the same to the gRPC call.
-const FORWARDED_HEADERS: [&str; 5] = [
-    "authorization",
-    "x-client-request-id",
-    "traceparent",
-    "tracestate",
-    "grpc-timeout",
+/// Made once: looking a header up by `&str` would parse each name per call.
+const FORWARDED_HEADERS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("x-client-request-id"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    GRPC_TIMEOUT,
 ];
 
 /// What a unary call ended with.
@@ -72,7 +74,7 @@ async fn call(
     );
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
     for name in FORWARDED_HEADERS {
-        if let Some(value) = incoming.get(name) {
+        if let Some(value) = incoming.get(&name) {
             headers.insert(name, value.clone());
         }
     }
@@ -100,25 +102,29 @@ async fn call(
                 .extend_from_slice(&chunk),
             Err(frame) => {
                 if let Ok(received) = frame.into_trailers() {
-                    trailers.extend(received);
+                    if trailers.is_empty() {
+                        trailers = received;
+                    } else {
+                        trailers.extend(received);
+                    }
                 }
             }
         }
     }
     // A failed unary call usually comes back trailers-only: the status is in the headers.
-    let status_headers = if parts.headers.contains_key("grpc-status") {
+    let status_headers = if parts.headers.contains_key(GRPC_STATUS) {
         &parts.headers
     } else {
         &trailers
     };
     let code = status_headers
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     if code != 0 {
         let message = status_headers
-            .get("grpc-message")
+            .get(GRPC_MESSAGE)
             .and_then(|v| v.to_str().ok())
             .map(percent_decode_lossy)
             .unwrap_or_default();
