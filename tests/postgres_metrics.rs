@@ -51,7 +51,17 @@ async fn pool_state_and_query_errors_are_exported() {
     let app = TestApp::with_database(schema.migrated().await).await;
     assert_eq!(get(&app).await.unwrap_err().code(), Code::NotFound);
 
-    let text = scrape(&app).await;
+    // The health watcher pings the database every second through the pool, so a
+    // scrape may catch its connection busy: look again until it is back.
+    let mut text = scrape(&app).await;
+    for _ in 0..40 {
+        let open = value(&text, "image_service_database_pool_connections");
+        if value(&text, "image_service_database_pool_idle_connections") == open {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape(&app).await;
+    }
     assert_eq!(
         value(&text, "image_service_database_pool_max_connections"),
         4.0
