@@ -6,13 +6,13 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::clients::{all_output, curl, grpcurl, python_with_sdk, run};
+use common::process::Server;
 use common::{TestApp, demo_catalog_json, test_settings, write_temp};
 use image_service::auth::TokenDigest;
 use image_service::config::{ServeArgs, TlsArgs};
@@ -30,7 +30,6 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 const SDK_TLS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_tls.py");
-const BIN: &str = env!("CARGO_BIN_EXE_image-service");
 
 type Ca = CertifiedIssuer<'static, KeyPair>;
 
@@ -599,90 +598,25 @@ async fn endpoint_discovery_defaults_to_the_bound_grpc_address() {
     app.stop().await;
 }
 
-/// The binary with TLS and JSON logs on stdout.
-struct Binary {
-    child: Child,
-    lines: mpsc::Receiver<serde_json::Value>,
+/// The binary with TLS and JSON logs, and its two bound addresses.
+fn start_binary(pki: &Pki) -> (Server, SocketAddr, SocketAddr) {
+    let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
+    let (cert, key) = (path(&pki.cert), path(&pki.key));
+    let server = Server::start(&["--tls-cert", &cert, "--tls-key", &key]);
+    let grpc = server.addr.parse().expect("logged gRPC address");
+    let http = server.http_addr.parse().expect("logged HTTP address");
+    (server, grpc, http)
 }
 
-impl Binary {
-    fn start(pki: &Pki) -> (Self, std::net::SocketAddr, std::net::SocketAddr) {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--shutdown-delay",
-                "0s",
-            ])
-            .arg("--tls-cert")
-            .arg(&pki.cert)
-            .arg("--tls-key")
-            .arg(&pki.key)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(value) = serde_json::from_str(&line) else {
-                    continue;
-                };
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut binary = Self { child, lines };
-        let listening = binary.wait_for("serving gRPC and REST");
-        let addr = |key: &str| {
-            listening[key]
-                .as_str()
-                .and_then(|a| a.parse().ok())
-                .expect("logged address")
-        };
-        (binary, addr("grpc"), addr("http"))
-    }
-
-    fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no {message:?} log line within 10 s"));
-            if line["message"] == message {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([name, &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The next log line whose message is `message`.
+fn wait_for_message(server: &mut Server, message: &str) -> serde_json::Value {
+    server.wait_for(|line| line["message"] == message)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_serves_a_new_certificate_and_keeps_the_last_good_one_on_a_broken_file() {
     let pki = Pki::new();
-    let (mut binary, grpc_addr, http_addr) = Binary::start(&pki);
+    let (mut binary, grpc_addr, http_addr) = start_binary(&pki);
 
     let mut before = tls_connect(http_addr, &pki.ca_pem).await;
     let first = served_leaf(&before);
@@ -691,8 +625,8 @@ async fn sighup_serves_a_new_certificate_and_keeps_the_last_good_one_on_a_broken
     let (cert, key) = issue(&pki.server_ca, "server two", &["127.0.0.1", "localhost"]);
     std::fs::write(&pki.cert, cert).expect("write cert");
     std::fs::write(&pki.key, key).expect("write key");
-    binary.signal("-HUP");
-    binary.wait_for("TLS certificates reloaded");
+    binary.signal("HUP");
+    wait_for_message(&mut binary, "TLS certificates reloaded");
 
     let second = served_leaf(&tls_connect(http_addr, &pki.ca_pem).await);
     assert_ne!(second, first, "new connections get the new certificate");
@@ -705,8 +639,11 @@ async fn sighup_serves_a_new_certificate_and_keeps_the_last_good_one_on_a_broken
     assert_eq!(http1_get(&mut before, "/healthz").await, "HTTP/1.1 200 OK");
 
     std::fs::write(&pki.cert, "broken\n").expect("write cert");
-    binary.signal("-HUP");
-    let failed = binary.wait_for("TLS reload failed, still serving the previous certificates");
+    binary.signal("HUP");
+    let failed = wait_for_message(
+        &mut binary,
+        "TLS reload failed, still serving the previous certificates",
+    );
     assert!(
         failed["error"]
             .as_str()
@@ -717,7 +654,6 @@ async fn sighup_serves_a_new_certificate_and_keeps_the_last_good_one_on_a_broken
         served_leaf(&tls_connect(http_addr, &pki.ca_pem).await),
         second
     );
-    binary.signal("-TERM");
-    let status = binary.child.wait().expect("exits");
+    let status = binary.terminate();
     assert!(status.success(), "{status}");
 }

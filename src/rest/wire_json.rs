@@ -242,25 +242,9 @@ impl JsonPlans {
         let mut sorted = true;
         let mut last = 0u16;
         while !bytes.is_empty() {
-            let tag = decode_varint(&mut bytes).map_err(|_| Fallback)?;
+            let (tag, raw) = read_field(&mut bytes)?;
             let number = u32::try_from(tag >> 3).map_err(|_| Fallback)?;
             let field = plan.field_index(number).ok_or(Fallback)?;
-            let raw = match tag & 7 {
-                0 => Raw::Varint(decode_varint(&mut bytes).map_err(|_| Fallback)?),
-                1 => Raw::Fixed64(u64::from_le_bytes(take(&mut bytes)?)),
-                2 => {
-                    let len = decode_varint(&mut bytes).map_err(|_| Fallback)?;
-                    let len = usize::try_from(len).map_err(|_| Fallback)?;
-                    if len > bytes.len() {
-                        return Err(Fallback);
-                    }
-                    let (value, rest) = bytes.split_at(len);
-                    bytes = rest;
-                    Raw::Len(value)
-                }
-                5 => Raw::Fixed32(u32::from_le_bytes(take(&mut bytes)?)),
-                _ => return Err(Fallback),
-            };
             sorted &= field >= last;
             last = field;
             scratch.push((field, raw));
@@ -386,23 +370,7 @@ impl JsonPlans {
             };
             let (mut key, mut value) = (None, None);
             while !entry.is_empty() {
-                let tag = decode_varint(&mut entry).map_err(|_| Fallback)?;
-                let raw = match tag & 7 {
-                    0 => Raw::Varint(decode_varint(&mut entry).map_err(|_| Fallback)?),
-                    1 => Raw::Fixed64(u64::from_le_bytes(take(&mut entry)?)),
-                    2 => {
-                        let len = decode_varint(&mut entry).map_err(|_| Fallback)?;
-                        let len = usize::try_from(len).map_err(|_| Fallback)?;
-                        if len > entry.len() {
-                            return Err(Fallback);
-                        }
-                        let (value, rest) = entry.split_at(len);
-                        entry = rest;
-                        Raw::Len(value)
-                    }
-                    5 => Raw::Fixed32(u32::from_le_bytes(take(&mut entry)?)),
-                    _ => return Err(Fallback),
-                };
+                let (tag, raw) = read_field(&mut entry)?;
                 match tag >> 3 {
                     1 => key = Some(raw),
                     2 if value.is_none() || !matches!(**value_kind, ValueKind::Message(_)) => {
@@ -536,6 +504,28 @@ impl MessagePlan {
             .ok()
             .and_then(|i| u16::try_from(i).ok())
     }
+}
+
+/// One field off the front of `bytes`: its tag and its undecoded value.
+fn read_field<'a>(bytes: &mut &'a [u8]) -> Result<(u64, Raw<'a>), Fallback> {
+    let tag = decode_varint(bytes).map_err(|_| Fallback)?;
+    let raw = match tag & 7 {
+        0 => Raw::Varint(decode_varint(bytes).map_err(|_| Fallback)?),
+        1 => Raw::Fixed64(u64::from_le_bytes(take(bytes)?)),
+        2 => {
+            let len = decode_varint(bytes).map_err(|_| Fallback)?;
+            let len = usize::try_from(len).map_err(|_| Fallback)?;
+            if len > bytes.len() {
+                return Err(Fallback);
+            }
+            let (value, rest) = bytes.split_at(len);
+            *bytes = rest;
+            Raw::Len(value)
+        }
+        5 => Raw::Fixed32(u32::from_le_bytes(take(bytes)?)),
+        _ => return Err(Fallback),
+    };
+    Ok((tag, raw))
 }
 
 fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], Fallback> {
