@@ -55,7 +55,10 @@ impl ComputeImages {
             |request: GetImageRequest| request.image_id,
             Arc::new(move |id| {
                 let repository = lookup.clone();
-                Box::pin(async move { repository.get_compute_image_encoded(&id).await })
+                Box::pin(async move {
+                    let found = repository.get_compute_image_encoded(&id).await;
+                    (id, found)
+                })
             }),
             Arc::new(|bytes| Box::pin(async move { Ok(encoded_string_field(&bytes, FOLDER_ID)) })),
             max_request_size,
@@ -73,7 +76,10 @@ impl ImageService for ComputeImages {
             request_id,
             caller,
             raw_id,
-            |id| async move { unwrap_image(self.repository.get_compute_image(&id).await) },
+            |id| async move {
+                let found = self.repository.get_compute_image(&id).await;
+                (id, unwrap_image(found))
+            },
             |image: &Image| std::future::ready(Ok(Some(image.folder_id.clone()))),
         )
         .await

@@ -51,7 +51,10 @@ impl ContainerRegistryImages {
             |request: GetImageRequest| request.image_id,
             Arc::new(move |id| {
                 let repository = lookup.clone();
-                Box::pin(async move { repository.get_container_image_encoded(&id).await })
+                Box::pin(async move {
+                    let found = repository.get_container_image_encoded(&id).await;
+                    (id, found)
+                })
             }),
             Arc::new(move |bytes| {
                 let repository = registries.clone();
@@ -112,7 +115,10 @@ impl ImageService for ContainerRegistryImages {
             request_id,
             caller,
             raw_id,
-            |id| async move { unwrap_image(self.repository.get_container_image(&id).await) },
+            |id| async move {
+                let found = self.repository.get_container_image(&id).await;
+                (id, unwrap_image(found))
+            },
             |image: &Image| folder_of_repository(self.repository.clone(), image.name.clone()),
         )
         .await

@@ -30,10 +30,11 @@ use crate::repository::RepositoryError;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// What an [`EncodedLookup`] found, with the id it was given back.
+pub type EncodedFound = (ImageId, Result<Option<Bytes>, RepositoryError>);
+
 /// Finds an image's encoding by id.
-pub type EncodedLookup = Arc<
-    dyn Fn(ImageId) -> BoxFuture<Result<Option<Bytes>, RepositoryError>> + Send + Sync + 'static,
->;
+pub type EncodedLookup = Arc<dyn Fn(ImageId) -> BoxFuture<EncodedFound> + Send + Sync + 'static>;
 
 /// Finds the folder of an image from its encoding, for authorization.
 pub type EncodedFolder = Arc<

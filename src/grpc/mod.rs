@@ -37,6 +37,8 @@ fn caller<T>(request: &Request<T>) -> Option<Arc<Caller>> {
 /// The Get of either API: validate the id, look it up, check the caller may
 /// read the image's folder (`folder_of` finds it), map every outcome.
 /// `T` is the image or its encoding, whichever the caller answers with.
+/// `lookup` hands the id back with its result, so that the not-found message
+/// is only made on a miss rather than on every call.
 async fn get_image<T, F, A>(
     request_id: Option<RequestId>,
     caller: Option<Arc<Caller>>,
@@ -45,14 +47,14 @@ async fn get_image<T, F, A>(
     folder_of: impl FnOnce(&T) -> A,
 ) -> Result<Response<T>, Status>
 where
-    F: Future<Output = Result<Option<T>, RepositoryError>>,
+    F: Future<Output = (ImageId, Result<Option<T>, RepositoryError>)>,
     A: Future<Output = Result<Option<String>, RepositoryError>>,
 {
     let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
     let id = ImageId::parse("image_id", raw_id).map_err(fail)?;
     tracing::Span::current().record("image_id", id.as_str());
-    let not_found = ApiError::image_not_found(id.as_str());
-    match lookup(id).await {
+    let (id, found) = lookup(id).await;
+    match found {
         Ok(Some(image)) => {
             if let Some(caller) = caller {
                 // Boxed, so that a call without authentication carries none of its state.
@@ -62,7 +64,7 @@ where
             }
             Ok(Response::new(image))
         }
-        Ok(None) => Err(fail(not_found)),
+        Ok(None) => Err(fail(ApiError::image_not_found(id.as_str()))),
         Err(err) => Err(fail(backend_failed(err))),
     }
 }
