@@ -39,7 +39,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message;
 
-use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
+use super::{
+    ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError, split_extra,
+};
 use crate::catalog::{Catalog, ImageList};
 use crate::domain::compute::{
     ComputeCondition, ComputeImageFilter, ComputeImageQuery, ComputeSortField, Family,
@@ -870,9 +872,8 @@ fn page_of_candidates<R: Rows>(
     let start = after.map_or(0, |cursor| {
         sorted.partition_point(|&row| by_rest_then_id(table, row, cursor, order).is_le())
     });
-    let mut rows: Vec<Row> = sorted[start..].iter().take(size + 1).copied().collect();
-    let more = rows.len() > size;
-    rows.truncate(size);
+    let rows: Vec<Row> = sorted[start..].iter().take(size + 1).copied().collect();
+    let (rows, more) = split_extra(rows, size);
     PageRows { rows, more }
 }
 
@@ -888,9 +889,7 @@ fn page_of<R: Rows>(
     accept: impl Fn(Row) -> bool,
 ) -> PageRows {
     // One more than asked tells whether another page follows.
-    let mut rows = walk(table, view, order, after, size + 1, &accept);
-    let more = rows.len() > size;
-    rows.truncate(size);
+    let (rows, more) = split_extra(walk(table, view, order, after, size + 1, &accept), size);
     PageRows { rows, more }
 }
 

@@ -53,6 +53,14 @@ pub struct Page<T> {
     pub more: bool,
 }
 
+/// A query fetches one item more than the page size to tell whether another
+/// page follows: the page without it, and whether it was there.
+pub(crate) fn split_extra<T>(mut items: Vec<T>, size: usize) -> (Vec<T>, bool) {
+    let more = items.len() > size;
+    items.truncate(size);
+    (items, more)
+}
+
 impl<T> Default for Page<T> {
     fn default() -> Self {
         Self {

@@ -27,7 +27,9 @@ pub use catalog_io::{ImportMode, export_catalog, import_catalog};
 pub use migrations::{MIGRATIONS, check_schema, migrate};
 pub use pool::{Database, DatabaseError, ErrorKind, PoolState};
 
-use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
+use super::{
+    ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError, split_extra,
+};
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
 use crate::domain::page::PageRequest;
@@ -64,9 +66,7 @@ fn decode_row<T: Message + Default>(row: &Row) -> Result<T, RepositoryError> {
 
 /// A page from `size + 1` rows at most: one more than asked tells whether more follow.
 fn page_from<T: Message + Default>(rows: &[Row], size: usize) -> Result<Page<T>, RepositoryError> {
-    let mut items = decode_rows(rows)?;
-    let more = items.len() > size;
-    items.truncate(size);
+    let (items, more) = split_extra(decode_rows(rows)?, size);
     Ok(Page { items, more })
 }
 
