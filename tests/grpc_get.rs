@@ -336,6 +336,10 @@ impl ContainerImageRepository for DownBackend {
     ) -> Result<Page<container_registry::Image>, ListError> {
         Err(self.error.clone().into())
     }
+
+    async fn registry_folder(&self, _registry_id: &str) -> Result<Option<String>, RepositoryError> {
+        Err(self.error.clone())
+    }
 }
 
 #[tokio::test]

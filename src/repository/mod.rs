@@ -121,12 +121,10 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
         page: &PageRequest,
     ) -> Result<Page<container_registry::Image>, ListError>;
     /// The folder of a registry, for authorization (an image is in the folder
-    /// of its registry). `None` for a registry this backend doesn't know; a
-    /// backend without registries keeps this default, and then only callers of
-    /// every folder may read container images.
-    async fn registry_folder(&self, _registry_id: &str) -> Result<Option<String>, RepositoryError> {
-        Ok(None)
-    }
+    /// of its registry). `None` for a registry this backend doesn't know, and
+    /// then only callers of every folder may read its images. No default: a
+    /// wrapper that forgot to pass it on would deny quietly.
+    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError>;
 
     /// The image encoded as protobuf; see [`ComputeImageRepository::get_compute_image_encoded`].
     async fn get_container_image_encoded(
