@@ -378,6 +378,20 @@ for round in $(seq "$BENCH_ROUNDS"); do
   log "half load ($half_rate req/s), round $round of $BENCH_ROUNDS"
   pair "$round" compute-half "$ceiling_grpc_pid" "http://$ceiling_grpc$COMPUTE_GET" "$app_pid" "http://$app_grpc$COMPUTE_GET" "${half_args[@]}"
 done
+# The same over REST: half of image-service's REST maximum, HTTP/1.1 keep-alive
+# (one request at a time per connection), paced the same way.
+rest_half_rate=
+if [[ $rest_face == yes ]]; then
+  rest_max=$(median compute-rest server 4)
+  rest_half_rate=$(awk -v r="$rest_max" -v c="$HALF_CONNS" 'BEGIN {x = int(r / 2 / c) * c; print (x < c ? c : x)}')
+  rest_half_args=(--h1 -c "$HALF_CONNS" -r 1 --rate-period 1ms --rps $((rest_half_rate / HALF_CONNS))
+    -n $((rest_half_rate * BENCH_SECONDS)))
+  for round in $(seq "$BENCH_ROUNDS"); do
+    log "REST half load ($rest_half_rate req/s), round $round of $BENCH_ROUNDS"
+    pair "$round" rest-half "$ceiling_rest_pid" "http://$ceiling_rest$rest_path" "$app_pid" \
+      "http://127.0.0.1:$rest_port$rest_path" "${rest_half_args[@]}"
+  done
+fi
 
 loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
 log "checking the answers again after the load"
@@ -519,6 +533,9 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
   latency_row compute-rest "compute Get, REST, same load: p50 / p99"
   cpu_row compute-rest "compute Get, REST, same load: server CPU time per request"
   latency_row compute-half "compute Get, gRPC, at half load ($(fmt_int "$half_rate") req/s, both): p50 / p99" 1000
+  if [[ -n $rest_half_rate ]]; then
+    latency_row rest-half "compute Get, REST, at half load ($(fmt_int "$rest_half_rate") req/s, both): p50 / p99" 1000
+  fi
   printf '| catalog start-up, %s compute images (launch → "serving gRPC"; CPU time of all threads) | %s s (CPU %s s) | | | ≤ 5 s | %s |\n' \
     "$(fmt_int "$BENCH_STARTUP_IMAGES")" "$(awk -v x="$startup_ms" 'BEGIN {printf "%.2f", x / 1000}')" \
     "$(awk -v x="$startup_cpu_ms" 'BEGIN {printf "%.2f", x / 1000}')" "$(verdict "$startup_ms" '<=' 5000)"

@@ -2,8 +2,9 @@
 //! wires the services with health and reflection, and runs until told to stop.
 //!
 //! One set of tonic routes serves both faces: the gRPC listener directly, the
-//! REST gateway through in-process calls. The request-context layer wraps each
-//! face once.
+//! REST gateway through in-process calls (its two Gets, the hot path, call the
+//! same Get objects directly, after the same authentication step). The
+//! request-context layer wraps each face once.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::proto;
 use crate::repository::postgres::{self, Database, DatabaseError};
 use crate::repository::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
-use crate::rest::{GatewayError, RestGateway};
+use crate::rest::{DirectGets, GatewayError, RestGateway};
 use crate::tls::{Face, Tls, TlsError, TlsFiles};
 
 /// The gRPC services this server implements, by full name (health reports each).
@@ -233,8 +234,9 @@ impl Application {
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
             .add_service(ApiEndpoints::server(&advertised));
-        let routes =
-            add_image_services(routes, repositories, auth, settings.max_request_size).prepare();
+        let (routes, direct_gets) =
+            add_image_services(routes, repositories, auth, settings.max_request_size);
+        let routes = routes.prepare();
 
         let pool =
             proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
@@ -245,6 +247,7 @@ impl Application {
             pool,
             &PUBLIC_SERVICES,
             routes.clone(),
+            direct_gets,
             in_flight.clone(),
             metrics.clone(),
             settings.max_request_size,
@@ -435,23 +438,31 @@ fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenTable>>, Sta
 
 /// Both ImageServices, behind the authentication layer when it is on (only
 /// they: health, reflection and endpoint discovery stay open).
+/// Also hands back both Gets as direct calls for the REST gateway, with the
+/// same authentication step.
 fn add_image_services(
     routes: Routes,
     repositories: Repositories,
     auth: Option<Arc<TokenTable>>,
     max_request_size: usize,
-) -> Routes {
+) -> (Routes, DirectGets) {
     let compute = ComputeImages::server(repositories.compute, max_request_size);
     let container = ContainerRegistryImages::server(repositories.container, max_request_size);
-    match auth {
-        Some(tokens) => {
-            let auth = AuthLayer::new(tokens);
-            routes
-                .add_service(auth.layer(compute))
-                .add_service(auth.layer(container))
-        }
+    let auth = auth.map(AuthLayer::new);
+    let direct = DirectGets {
+        auth: auth.clone(),
+        gets: vec![
+            (compute.path(), compute.direct()),
+            (container.path(), container.direct()),
+        ],
+    };
+    let routes = match auth {
+        Some(auth) => routes
+            .add_service(auth.layer(compute))
+            .add_service(auth.layer(container)),
         None => routes.add_service(compute).add_service(container),
-    }
+    };
+    (routes, direct)
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {

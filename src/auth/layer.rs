@@ -1,5 +1,6 @@
 //! Authentication of every image call, gRPC and REST alike (the REST gateway
-//! calls the same routes in-process and forwards `authorization`): the layer
+//! calls the same routes in-process and forwards `authorization`, or, for the
+//! Gets, calls [`AuthLayer::authenticate`] itself): the layer
 //! wraps the two ImageService services, finds the caller of the bearer token,
 //! puts it in the request extensions and names it in the call's span, or
 //! answers UNAUTHENTICATED itself. The token is never stored or logged.
@@ -18,7 +19,7 @@ use tower::{Layer, Service};
 use super::access::Caller;
 use super::tokens::TokenTable;
 use crate::error::ApiError;
-use crate::grpc::request_context::request_id_of;
+use crate::grpc::request_context::{RequestId, request_id_of};
 use crate::grpc::status;
 
 /// Wraps a service so that only callers with a known token reach it.
@@ -31,6 +32,23 @@ impl AuthLayer {
     pub fn new(tokens: Arc<TokenTable>) -> Self {
         Self { tokens }
     }
+
+    /// The caller of a call's bearer token, named in the current span, or the
+    /// UNAUTHENTICATED status to answer with. The layer decides with it, and so
+    /// does the REST gateway's direct Get.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        request_id: Option<&RequestId>,
+    ) -> Result<Arc<Caller>, tonic::Status> {
+        match authenticate(&self.tokens, headers) {
+            Ok(caller) => {
+                tracing::Span::current().record("subject", caller.subject());
+                Ok(caller)
+            }
+            Err(err) => Err(status::to_status(err, request_id)),
+        }
+    }
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -39,7 +57,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authenticated {
             inner,
-            tokens: self.tokens.clone(),
+            auth: self.clone(),
         }
     }
 }
@@ -47,7 +65,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct Authenticated<S> {
     inner: S,
-    tokens: Arc<TokenTable>,
+    auth: AuthLayer,
 }
 
 impl<S: NamedService> NamedService for Authenticated<S> {
@@ -67,20 +85,19 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match authenticate(&self.tokens, request.headers()) {
+        let checked = self
+            .auth
+            .authenticate(request.headers(), request_id_of(request.extensions()));
+        match checked {
             Ok(caller) => {
-                tracing::Span::current().record("subject", caller.subject());
                 request.extensions_mut().insert(caller);
                 AuthFuture::Inner {
                     inner: self.inner.call(request),
                 }
             }
-            Err(err) => {
-                let status = status::to_status(err, request_id_of(request.extensions()));
-                AuthFuture::Refused {
-                    response: Some(status.into_http()),
-                }
-            }
+            Err(status) => AuthFuture::Refused {
+                response: Some(status.into_http()),
+            },
         }
     }
 }

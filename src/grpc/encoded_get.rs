@@ -23,9 +23,11 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tower::Service;
 
-use super::{caller, get_image, request_id};
+use super::{caller, get_image, request_id, status};
 use crate::auth::Caller;
 use crate::domain::ImageId;
+use crate::error::ApiError;
+use crate::grpc::request_context::RequestId;
 use crate::repository::RepositoryError;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -102,6 +104,61 @@ impl<S, Req> EncodedGet<S, Req> {
             max_request_size,
             _request: PhantomData,
         }
+    }
+}
+
+impl<S, Req: Message + Default + 'static> EncodedGet<S, Req> {
+    /// The gRPC path of the Get this serves.
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// The same Get for the REST gateway, which has the request message encoded
+    /// and the caller authenticated already: no gRPC framing or routing between.
+    pub fn direct(&self) -> DirectGet {
+        let image_id = self.image_id;
+        DirectGet {
+            image_id: Arc::new(move |payload| Ok(image_id(Req::decode(payload)?))),
+            lookup: self.lookup.clone(),
+            folder_of: self.folder_of.clone(),
+        }
+    }
+}
+
+/// An API's Get as a plain async call: encoded request in, stored image bytes
+/// out, through the very validation, lookup, authorization and error mapping
+/// of the gRPC Get ([`get_image`] with the same lookup and folder reader).
+#[derive(Clone)]
+pub struct DirectGet {
+    image_id: Arc<dyn Fn(&[u8]) -> Result<String, DecodeError> + Send + Sync>,
+    lookup: EncodedLookup,
+    folder_of: EncodedFolder,
+}
+
+impl DirectGet {
+    /// `payload` is an encoded `GetImageRequest`; `caller` is who the
+    /// authentication step let in (none when authentication is off).
+    pub async fn call(
+        &self,
+        request_id: Option<RequestId>,
+        caller: Option<Arc<Caller>>,
+        payload: &[u8],
+    ) -> Result<Bytes, Status> {
+        let raw_id = (self.image_id)(payload).map_err(|err| {
+            status::to_status(
+                ApiError::invalid_argument("body", format!("not a GetImageRequest: {err}")),
+                request_id.as_ref(),
+            )
+        })?;
+        let response = get_image(
+            request_id,
+            caller,
+            raw_id,
+            |id| (self.lookup)(id),
+            |bytes: &Bytes| (self.folder_of)(bytes.clone()),
+        )
+        .await?;
+        Ok(response.into_inner())
     }
 }
 

@@ -10,7 +10,7 @@ pub mod metadata;
 pub mod request_context;
 pub mod status;
 
-pub use encoded_get::EncodedGet;
+pub use encoded_get::{DirectGet, EncodedGet};
 
 use std::future::Future;
 use std::sync::Arc;

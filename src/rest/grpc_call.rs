@@ -1,5 +1,6 @@
 //! One unary gRPC call made in-process against the server's own gRPC routes, so
-//! a REST call runs through exactly the code a gRPC call does.
+//! a REST call runs through exactly the code a gRPC call does; and the direct
+//! form of the two Gets, which leaves out only the framing and routing.
 
 use std::time::Instant;
 
@@ -9,6 +10,8 @@ use http_body_util::{BodyExt, Full};
 use tonic::service::Routes;
 use tower::ServiceExt;
 
+use crate::auth::AuthLayer;
+use crate::grpc::DirectGet;
 use crate::grpc::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::grpc::request_context::{RequestId, record_grpc_method};
 use crate::metrics::Metrics;
@@ -50,6 +53,64 @@ pub async fn unary(
     let reply = call(routes, uri, payload, incoming, request_id).await;
     metrics.call_finished(grpc_path, reply.code, started.elapsed());
     reply
+}
+
+/// The image Gets the gateway calls directly (the hot path), rather than
+/// through the tonic routes, with the authentication step of those routes.
+pub struct DirectGets {
+    pub auth: Option<AuthLayer>,
+    /// Each Get by its gRPC path.
+    pub gets: Vec<(&'static str, DirectGet)>,
+}
+
+impl DirectGets {
+    pub fn find(&self, grpc_path: &str) -> Option<&DirectGet> {
+        self.gets
+            .iter()
+            .find(|(path, _)| *path == grpc_path)
+            .map(|(_, get)| get)
+    }
+
+    /// Calls `get` as the gRPC face would: the same authentication, the same
+    /// Get, the same metrics; only the framing and routing are left out.
+    pub async fn call(
+        &self,
+        get: &DirectGet,
+        grpc_path: &str,
+        payload: &[u8],
+        incoming: &HeaderMap,
+        request_id: &RequestId,
+        metrics: &Metrics,
+    ) -> Reply {
+        let started = Instant::now();
+        record_grpc_method(grpc_path);
+        metrics.call_started(grpc_path);
+        let caller = match &self.auth {
+            None => Ok(None),
+            Some(auth) => auth.authenticate(incoming, Some(request_id)).map(Some),
+        };
+        let result = match caller {
+            Ok(caller) => get.call(Some(request_id.clone()), caller, payload).await,
+            Err(status) => Err(status),
+        };
+        let reply = match result {
+            Ok(message) => Reply {
+                code: 0,
+                message,
+                error_message: String::new(),
+                status_details: None,
+            },
+            Err(status) => Reply {
+                code: status.code() as i32,
+                message: Bytes::new(),
+                error_message: status.message().to_owned(),
+                status_details: (!status.details().is_empty())
+                    .then(|| Bytes::copy_from_slice(status.details())),
+            },
+        };
+        metrics.call_finished(grpc_path, reply.code, started.elapsed());
+        reply
+    }
 }
 
 async fn call(

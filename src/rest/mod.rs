@@ -1,6 +1,9 @@
 //! The REST/JSON face, grpc-gateway style: routes come from the `google.api.http`
 //! rules, and each call is transcoded into an in-process gRPC call on the same
-//! tonic routes the gRPC listener serves. No second copy of any call's logic.
+//! tonic routes the gRPC listener serves. The two image Gets, the hot path,
+//! skip the gRPC framing and routing: they call the Get the routes hold
+//! ([`crate::grpc::DirectGet`]) after the routes' authentication step. No
+//! second copy of any call's logic.
 
 mod grpc_call;
 mod json;
@@ -23,6 +26,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use tonic::service::Routes;
 
+pub use grpc_call::DirectGets;
 pub use json::http_status;
 pub use routes::{RouteError, RouteTable};
 
@@ -47,6 +51,8 @@ pub struct RestGateway {
 struct Shared {
     table: RouteTable,
     grpc: Routes,
+    /// The Gets, called without the routes in between.
+    direct: DirectGets,
     status: MessageDescriptor,
     /// Fast JSON rendering of every route's response type.
     plans: wire_json::JsonPlans,
@@ -73,6 +79,7 @@ impl RestGateway {
         pool: &DescriptorPool,
         services: &[&str],
         grpc: Routes,
+        direct: DirectGets,
         in_flight: Arc<InFlight>,
         metrics: Arc<Metrics>,
         max_body: usize,
@@ -87,6 +94,7 @@ impl RestGateway {
                 plans,
                 table,
                 grpc,
+                direct,
                 status,
                 served: services.iter().map(|s| (*s).to_owned()).collect(),
                 in_flight,
@@ -204,16 +212,32 @@ impl Shared {
             Err(err) => return fail(StatusCode::BAD_REQUEST, err),
         };
 
-        let reply = grpc_call::unary(
-            &self.grpc,
-            &route.grpc_path,
-            route.grpc_uri.clone(),
-            &payload,
-            &parts.headers,
-            &request_id,
-            &self.metrics,
-        )
-        .await;
+        let reply = match self.direct.find(&route.grpc_path) {
+            Some(get) => {
+                self.direct
+                    .call(
+                        get,
+                        &route.grpc_path,
+                        &payload,
+                        &parts.headers,
+                        &request_id,
+                        &self.metrics,
+                    )
+                    .await
+            }
+            None => {
+                grpc_call::unary(
+                    &self.grpc,
+                    &route.grpc_path,
+                    route.grpc_uri.clone(),
+                    &payload,
+                    &parts.headers,
+                    &request_id,
+                    &self.metrics,
+                )
+                .await
+            }
+        };
         if reply.code != 0 {
             let body = json::status_to_json(
                 &self.status,

@@ -134,15 +134,17 @@ impl PathTemplate {
             },
             None => body,
         };
-        let parts: Vec<&str> = path.split('/').collect();
+        // No vector of the parts: most routes are rejected on the count or on
+        // the first literal, and this runs for every route on every call.
+        let count = path.split('/').count();
         let fits = match self.segments.last() {
-            Some(Segment::Rest) => parts.len() >= self.segments.len() - 1,
-            _ => parts.len() == self.segments.len(),
+            Some(Segment::Rest) => count >= self.segments.len() - 1,
+            _ => count == self.segments.len(),
         };
         if !fits {
             return Ok(None);
         }
-        for (segment, part) in self.segments.iter().zip(&parts) {
+        for (segment, part) in self.segments.iter().zip(path.split('/')) {
             match segment {
                 Segment::Literal(literal) if literal != part => return Ok(None),
                 Segment::One if part.is_empty() => return Ok(None),
@@ -151,13 +153,13 @@ impl PathTemplate {
         }
         let mut bound = Vec::with_capacity(self.variables.len());
         for variable in &self.variables {
-            let end = variable.end.unwrap_or(parts.len());
+            let end = variable.end.unwrap_or(count);
             let mut value = String::new();
-            for (i, part) in parts[variable.first..end].iter().enumerate() {
+            for (i, part) in path.split('/').take(end).skip(variable.first).enumerate() {
                 if i > 0 {
                     value.push('/');
                 }
-                value.push_str(&percent_decode(part)?);
+                percent_decode_into(part, &mut value)?;
             }
             bound.push((variable.field_path.as_str(), value));
         }
@@ -219,24 +221,33 @@ fn is_ident(text: &str) -> bool {
 /// Strict percent-decoding: every `%` must start a two-digit hex escape and the
 /// result must be UTF-8.
 pub fn percent_decode(text: &str) -> Result<String, BadPercentEncoding> {
+    let mut out = String::new();
+    percent_decode_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// [`percent_decode`] appending to `out`; `out` is unchanged on an error.
+fn percent_decode_into(text: &str, out: &mut String) -> Result<(), BadPercentEncoding> {
     if !text.contains('%') {
-        return Ok(text.to_owned());
+        out.push_str(text);
+        return Ok(());
     }
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(BadPercentEncoding)?;
             let hex = std::str::from_utf8(hex).map_err(|_| BadPercentEncoding)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| BadPercentEncoding)?);
+            decoded.push(u8::from_str_radix(hex, 16).map_err(|_| BadPercentEncoding)?);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            decoded.push(bytes[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| BadPercentEncoding)
+    out.push_str(std::str::from_utf8(&decoded).map_err(|_| BadPercentEncoding)?);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 //! on which path ran.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -102,6 +101,7 @@ enum Raw<'a> {
 }
 
 /// Why the fast path gave up; the caller renders the general way.
+#[derive(Debug)]
 struct Fallback;
 
 type Step = Result<(), Fallback>;
@@ -453,14 +453,22 @@ impl JsonPlans {
             (ValueKind::Sint32, Raw::Varint(v)) => json.serialize_i32(zigzag(v) as i32),
             (ValueKind::Fixed32, Raw::Fixed32(v)) => json.serialize_u32(v),
             (ValueKind::Sfixed32, Raw::Fixed32(v)) => json.serialize_i32(v as i32),
-            (ValueKind::Int64, Raw::Varint(v)) => json.collect_str(&(v as i64)),
-            (ValueKind::Uint64, Raw::Varint(v)) => json.collect_str(&v),
-            (ValueKind::Sint64, Raw::Varint(v)) => json.collect_str(&zigzag(v)),
-            (ValueKind::Fixed64, Raw::Fixed64(v)) => json.collect_str(&v),
-            (ValueKind::Sfixed64, Raw::Fixed64(v)) => json.collect_str(&(v as i64)),
+            (ValueKind::Int64, Raw::Varint(v)) => return quoted_integer(v as i64, out),
+            (ValueKind::Uint64, Raw::Varint(v)) => return quoted_integer(v, out),
+            (ValueKind::Sint64, Raw::Varint(v)) => return quoted_integer(zigzag(v), out),
+            (ValueKind::Fixed64, Raw::Fixed64(v)) => return quoted_integer(v, out),
+            (ValueKind::Sfixed64, Raw::Fixed64(v)) => return quoted_integer(v as i64, out),
             (ValueKind::Bool, Raw::Varint(v)) => json.serialize_bool(v != 0),
             (ValueKind::String, Raw::Len(bytes)) => {
                 let text = std::str::from_utf8(bytes).map_err(|_| Fallback)?;
+                if !bytes.iter().any(|&b| needs_escape(b)) {
+                    // The common case: nothing to escape, so the text goes as it is.
+                    out.reserve(bytes.len() + 2);
+                    out.push(b'"');
+                    out.extend_from_slice(bytes);
+                    out.push(b'"');
+                    return Ok(());
+                }
                 json.serialize_str(text)
             }
             (ValueKind::Bytes, Raw::Len(bytes)) => {
@@ -625,8 +633,99 @@ fn timestamp(mut bytes: &[u8], out: &mut Vec<u8>) -> Step {
     {
         return Err(Fallback);
     }
-    let value = prost_types::Timestamp { seconds, nanos };
-    write!(out, "\"{value}\"").map_err(|_| Fallback)
+    write_rfc3339(seconds, nanos, out);
+    Ok(())
+}
+
+/// `"YYYY-MM-DDThh:mm:ss[.fff|.ffffff|.fffffffff]Z"` for seconds within the
+/// mapping's range: as prost-types' Display writes it (0, 3, 6 or 9 digits of
+/// fraction, the fewest that hold the nanoseconds), without its formatter.
+fn write_rfc3339(seconds: i64, nanos: i32, out: &mut Vec<u8>) {
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400) as u32;
+    let (year, month, day) = civil_from_days(days);
+    let mut text = [0u8; 32];
+    let mut at = 0;
+    let mut put = |value: u32, digits: u32| {
+        for place in (0..digits).rev() {
+            text[at] = b'0' + (value / 10u32.pow(place) % 10) as u8;
+            at += 1;
+        }
+    };
+    put(year, 4);
+    put(month, 2);
+    put(day, 2);
+    put(of_day / 3600, 2);
+    put(of_day / 60 % 60, 2);
+    put(of_day % 60, 2);
+    let nanos = nanos as u32;
+    let fraction = if nanos == 0 {
+        0
+    } else if nanos % 1_000_000 == 0 {
+        put(nanos / 1_000_000, 3);
+        3
+    } else if nanos % 1_000 == 0 {
+        put(nanos / 1_000, 6);
+        6
+    } else {
+        put(nanos, 9);
+        9
+    };
+    out.reserve(32);
+    out.push(b'"');
+    out.extend_from_slice(&text[0..4]);
+    out.push(b'-');
+    out.extend_from_slice(&text[4..6]);
+    out.push(b'-');
+    out.extend_from_slice(&text[6..8]);
+    out.push(b'T');
+    out.extend_from_slice(&text[8..10]);
+    out.push(b':');
+    out.extend_from_slice(&text[10..12]);
+    out.push(b':');
+    out.extend_from_slice(&text[12..14]);
+    if fraction > 0 {
+        out.push(b'.');
+        out.extend_from_slice(&text[14..14 + fraction]);
+    }
+    out.extend_from_slice(b"Z\"");
+}
+
+/// Year, month and day of the proleptic Gregorian calendar from days since
+/// 1970-01-01 (the era arithmetic of H. Hinnant's "chrono-compatible
+/// low-level date algorithms"). Years here are 1 to 9999.
+fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year as u32, month as u32, day as u32)
+}
+
+/// A 64-bit integer as proto3 JSON writes it: a decimal string.
+fn quoted_integer(value: impl itoa::Integer, out: &mut Vec<u8>) -> Step {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(value);
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
+/// Bytes serde_json escapes in a string: the quote, the backslash and controls.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 #[cfg(test)]
@@ -795,5 +894,58 @@ mod tests {
         // Two hardware_generation messages merge: also the general path's business.
         assert_eq!(plans.render(COMPUTE_IMAGE, &both_oneof_members), None);
         assert_eq!(plans.render("no.such.Type", &[]), None);
+    }
+
+    proptest::proptest! {
+        /// The hand-written RFC 3339 writer agrees with prost-types' Display
+        /// over the whole range, for each length of fraction.
+        #[test]
+        fn timestamps_match_prost_types(
+            seconds in MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS,
+            nanos in 0i32..1_000_000_000,
+            digits in 0usize..4,
+        ) {
+            let nanos = match digits {
+                0 => 0,
+                1 => nanos / 1_000_000 * 1_000_000,
+                2 => nanos / 1_000 * 1_000,
+                _ => nanos,
+            };
+            let mut ours = Vec::new();
+            write_rfc3339(seconds, nanos, &mut ours);
+            let theirs = format!("\"{}\"", prost_types::Timestamp { seconds, nanos });
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+
+        /// Strings and 64-bit integers come out as serde_json writes them.
+        #[test]
+        fn strings_and_integers_match_serde_json(text in "\\PC*|[\"\\\\\\x00-\\x1f a-z]*", number: i64) {
+            let mut ours = Vec::new();
+            let plans = JsonPlans::default();
+            plans.value(&ValueKind::String, Raw::Len(text.as_bytes()), &mut ours, &mut Vec::new(), 0).unwrap();
+            proptest::prop_assert_eq!(&ours, &serde_json::to_vec(&text).unwrap());
+            let mut ours = Vec::new();
+            quoted_integer(number, &mut ours).unwrap();
+            proptest::prop_assert_eq!(ours, format!("\"{number}\"").into_bytes());
+        }
+    }
+
+    #[test]
+    fn timestamp_edges_match_prost_types() {
+        for seconds in [
+            MIN_TIMESTAMP_SECONDS,
+            -1,
+            0,
+            951_782_400,
+            4_107_542_399,
+            MAX_TIMESTAMP_SECONDS,
+        ] {
+            for nanos in [0, 1, 999_999_999, 5_000_000, 7_000] {
+                let mut ours = Vec::new();
+                write_rfc3339(seconds, nanos, &mut ours);
+                let theirs = format!("\"{}\"", prost_types::Timestamp { seconds, nanos });
+                assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+            }
+        }
     }
 }
