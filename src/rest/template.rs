@@ -34,6 +34,10 @@ pub type PathVars<'t> = Vec<(&'t str, String)>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
     text: String,
+    /// `/` and the leading literal segments, each with the `/` after it when
+    /// more follows: every matching raw path starts with it, so most routes
+    /// are turned down by one comparison.
+    literal_prefix: String,
     segments: Vec<Segment>,
     variables: Vec<Variable>,
     verb: Option<String>,
@@ -110,8 +114,19 @@ impl PathTemplate {
         {
             return Err(fail("** must be the last segment"));
         }
+        let mut literal_prefix = String::from("/");
+        for (i, segment) in segments.iter().enumerate() {
+            let Segment::Literal(literal) = segment else {
+                break;
+            };
+            literal_prefix.push_str(literal);
+            if i + 1 < segments.len() {
+                literal_prefix.push('/');
+            }
+        }
         Ok(Self {
             text: text.to_owned(),
+            literal_prefix,
             segments,
             variables,
             verb,
@@ -121,6 +136,9 @@ impl PathTemplate {
     /// Matches a raw (still percent-encoded) request path. On a match, returns
     /// each variable's field path with its decoded value.
     pub fn matches(&self, raw_path: &str) -> Result<Option<PathVars<'_>>, BadPercentEncoding> {
+        if !raw_path.starts_with(&self.literal_prefix) {
+            return Ok(None);
+        }
         let Some(body) = raw_path.strip_prefix('/') else {
             return Ok(None);
         };
@@ -136,7 +154,7 @@ impl PathTemplate {
         };
         // No vector of the parts: most routes are rejected on the count or on
         // the first literal, and this runs for every route on every call.
-        let count = path.split('/').count();
+        let count = path.bytes().filter(|&b| b == b'/').count() + 1;
         let fits = match self.segments.last() {
             Some(Segment::Rest) => count >= self.segments.len() - 1,
             _ => count == self.segments.len(),

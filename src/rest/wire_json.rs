@@ -33,7 +33,7 @@ const MAX_DEPTH: usize = 64;
 #[derive(Debug, Default)]
 pub struct JsonPlans {
     messages: Vec<MessagePlan>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug)]
