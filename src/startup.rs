@@ -452,8 +452,8 @@ fn add_image_services(
     let direct = DirectGets {
         auth: auth.clone(),
         gets: vec![
-            (compute.path(), compute.direct()),
-            (container.path(), container.direct()),
+            (compute.inner().path(), compute.inner().direct()),
+            (container.inner().path(), container.inner().direct()),
         ],
     };
     let routes = match auth {

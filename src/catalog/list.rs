@@ -123,6 +123,12 @@ impl<T: Message + Default> ImageList<T> {
         &self.encoded[span(&self.encoded_ends, position)]
     }
 
+    /// The protobuf encoding of the image at `position` (below
+    /// [`ImageList::len`]) as stored: a slice of the list's buffer, not copied.
+    pub fn encoded_bytes_at(&self, position: usize) -> Bytes {
+        self.encoded.slice(span(&self.encoded_ends, position))
+    }
+
     /// The id of the image at `position` (below [`ImageList::len`]).
     pub fn id_at(&self, position: usize) -> &str {
         id_at(&self.ids, &self.id_ends, position)
@@ -307,6 +313,8 @@ mod tests {
         assert_eq!(list.get("").unwrap(), None);
         assert_eq!(list.get_encoded("bb"), Some(Bytes::from(b.encode_to_vec())));
         assert_eq!(list.get_encoded("b"), None);
+        assert_eq!(list.encoded_bytes_at(1), Bytes::from(b.encode_to_vec()));
+        assert_eq!(list.encoded_bytes_at(2), Bytes::from(c.encode_to_vec()));
         assert_eq!(list.iter().collect::<Vec<_>>(), vec![a, b, c]);
     }
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::authorize::{self, encoded_string_field};
+use super::request_context::RequestId;
 use super::{
-    EncodedGet, READ_ONLY, backend_failed, caller, get_image, list_failed, page_response,
-    request_id, status, unimplemented, unwrap_image,
+    EncodedGet, EncodedList, EncodedListResponse, READ_ONLY, backend_failed, caller, get_image,
+    list_failed, page_response, request_id, status, unimplemented, unwrap_image,
 };
 use crate::domain::compute::{LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
@@ -32,8 +33,9 @@ pub struct ComputeImages {
     repository: Arc<dyn ComputeImageRepository>,
 }
 
-/// The compute ImageService, its Get answered with the stored encoding.
-pub type ComputeImagesServer = EncodedGet<ImageServiceServer<ComputeImages>, GetImageRequest>;
+/// The compute ImageService, its Get and List answered with the stored encodings.
+pub type ComputeImagesServer =
+    EncodedList<EncodedGet<ImageServiceServer<ComputeImages>, GetImageRequest>, ListImagesRequest>;
 
 impl ComputeImages {
     /// The service, to call in-process (a benchmark, an embedding program).
@@ -41,14 +43,15 @@ impl ComputeImages {
         Self { repository }
     }
 
-    /// The service with Get answered from the stored encoding, decoding
-    /// requests of at most `max_request_size` bytes.
+    /// The service with Get and List answered from the stored encodings,
+    /// decoding requests of at most `max_request_size` bytes.
     pub fn server(
         repository: Arc<dyn ComputeImageRepository>,
         max_request_size: usize,
     ) -> ComputeImagesServer {
         let lookup = repository.clone();
-        EncodedGet::new(
+        let lister = repository.clone();
+        let get = EncodedGet::new(
             ImageServiceServer::new(Self::new(repository))
                 .max_decoding_message_size(max_request_size),
             "/yandex.cloud.compute.v1.ImageService/Get",
@@ -62,8 +65,46 @@ impl ComputeImages {
             }),
             Arc::new(|bytes| Box::pin(async move { Ok(encoded_string_field(&bytes, FOLDER_ID)) })),
             max_request_size,
+        );
+        EncodedList::new(
+            get,
+            "/yandex.cloud.compute.v1.ImageService/List",
+            Arc::new(move |request| Box::pin(list_encoded(lister.clone(), request))),
+            max_request_size,
         )
     }
+}
+
+/// A List request parsed and its caller allowed to read the folder: the
+/// request and its request id, or the status to answer.
+async fn admit_list(
+    request: Request<ListImagesRequest>,
+) -> Result<(ListComputeImages, Option<RequestId>), Status> {
+    let request_id = request_id(&request);
+    let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+    let caller = caller(&request);
+    let list = ListComputeImages::parse(request.into_inner()).map_err(fail)?;
+    let folder = list.query.folder_id.as_str();
+    authorize::check(caller.as_deref(), || async { Ok(Some(folder.to_owned())) })
+        .await
+        .map_err(fail)?;
+    Ok((list, request_id))
+}
+
+/// List answered with the page's stored encodings: [`ImageService::list`]
+/// without decoding and re-encoding the images.
+async fn list_encoded(
+    repository: Arc<dyn ComputeImageRepository>,
+    request: Request<ListImagesRequest>,
+) -> Result<Response<EncodedListResponse>, Status> {
+    let (list, request_id) = admit_list(request).await?;
+    let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+    let page = repository
+        .list_compute_images_encoded(&list.query, &list.page)
+        .await
+        .map_err(|err| fail(list_failed(err)))?;
+    let response = EncodedListResponse::new(&list, page).map_err(fail)?;
+    Ok(Response::new(response))
 }
 
 #[tonic::async_trait]
@@ -118,14 +159,8 @@ impl ImageService for ComputeImages {
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        let request_id = request_id(&request);
+        let (list, request_id) = admit_list(request).await?;
         let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
-        let caller = caller(&request);
-        let list = ListComputeImages::parse(request.into_inner()).map_err(fail)?;
-        let folder = list.query.folder_id.as_str();
-        authorize::check(caller.as_deref(), || async { Ok(Some(folder.to_owned())) })
-            .await
-            .map_err(fail)?;
         let page = self
             .repository
             .list_compute_images(&list.query, &list.page)

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::authorize::{self, encoded_string_field, folder_of_repository};
+use super::request_context::RequestId;
 use super::{
-    EncodedGet, READ_ONLY, caller, get_image, list_failed, page_response, request_id, status,
-    unimplemented, unwrap_image,
+    EncodedGet, EncodedList, EncodedListResponse, READ_ONLY, caller, get_image, list_failed,
+    page_response, request_id, status, unimplemented, unwrap_image,
 };
 use crate::domain::container::{ContainerScope, ListContainerImages};
 use crate::error::ApiError;
@@ -26,9 +27,12 @@ pub struct ContainerRegistryImages {
     repository: Arc<dyn ContainerImageRepository>,
 }
 
-/// The Container Registry ImageService, its Get answered with the stored encoding.
-pub type ContainerRegistryImagesServer =
-    EncodedGet<ImageServiceServer<ContainerRegistryImages>, GetImageRequest>;
+/// The Container Registry ImageService, its Get and List answered with the
+/// stored encodings.
+pub type ContainerRegistryImagesServer = EncodedList<
+    EncodedGet<ImageServiceServer<ContainerRegistryImages>, GetImageRequest>,
+    ListImagesRequest,
+>;
 
 impl ContainerRegistryImages {
     /// The service, to call in-process (a benchmark, an embedding program).
@@ -36,15 +40,16 @@ impl ContainerRegistryImages {
         Self { repository }
     }
 
-    /// The service with Get answered from the stored encoding, decoding
-    /// requests of at most `max_request_size` bytes.
+    /// The service with Get and List answered from the stored encodings,
+    /// decoding requests of at most `max_request_size` bytes.
     pub fn server(
         repository: Arc<dyn ContainerImageRepository>,
         max_request_size: usize,
     ) -> ContainerRegistryImagesServer {
         let lookup = repository.clone();
         let registries = repository.clone();
-        EncodedGet::new(
+        let lister = repository.clone();
+        let get = EncodedGet::new(
             ImageServiceServer::new(Self::new(repository))
                 .max_decoding_message_size(max_request_size),
             "/yandex.cloud.containerregistry.v1.ImageService/Get",
@@ -66,8 +71,57 @@ impl ContainerRegistryImages {
                 })
             }),
             max_request_size,
+        );
+        EncodedList::new(
+            get,
+            "/yandex.cloud.containerregistry.v1.ImageService/List",
+            Arc::new(move |request| Box::pin(list_encoded(lister.clone(), request))),
+            max_request_size,
         )
     }
+}
+
+/// A List request parsed and its caller allowed to read the scope's folder:
+/// the request and its request id, or the status to answer.
+async fn admit_list(
+    repository: &Arc<dyn ContainerImageRepository>,
+    request: Request<ListImagesRequest>,
+) -> Result<(ListContainerImages, Option<RequestId>), Status> {
+    let request_id = request_id(&request);
+    let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+    let caller = caller(&request);
+    let list = ListContainerImages::parse(request.into_inner()).map_err(fail)?;
+    let scope = &list.query.scope;
+    authorize::check(caller.as_deref(), || async move {
+        match scope {
+            ContainerScope::Folder(folder) => Ok(Some(folder.as_str().to_owned())),
+            ContainerScope::Registry(registry) => {
+                repository.registry_folder(registry.as_str()).await
+            }
+            ContainerScope::Repository(name) => {
+                folder_of_repository(repository.clone(), name.as_str().to_owned()).await
+            }
+        }
+    })
+    .await
+    .map_err(fail)?;
+    Ok((list, request_id))
+}
+
+/// List answered with the page's stored encodings: [`ImageService::list`]
+/// without decoding and re-encoding the images.
+async fn list_encoded(
+    repository: Arc<dyn ContainerImageRepository>,
+    request: Request<ListImagesRequest>,
+) -> Result<Response<EncodedListResponse>, Status> {
+    let (list, request_id) = admit_list(&repository, request).await?;
+    let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
+    let page = repository
+        .list_container_images_encoded(&list.query, &list.page)
+        .await
+        .map_err(|err| fail(list_failed(err)))?;
+    let response = EncodedListResponse::new(&list, page).map_err(fail)?;
+    Ok(Response::new(response))
 }
 
 #[tonic::async_trait]
@@ -76,24 +130,8 @@ impl ImageService for ContainerRegistryImages {
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        let request_id = request_id(&request);
+        let (list, request_id) = admit_list(&self.repository, request).await?;
         let fail = |err: ApiError| status::to_status(err, request_id.as_ref());
-        let caller = caller(&request);
-        let list = ListContainerImages::parse(request.into_inner()).map_err(fail)?;
-        let (repository, scope) = (&self.repository, &list.query.scope);
-        authorize::check(caller.as_deref(), || async move {
-            match scope {
-                ContainerScope::Folder(folder) => Ok(Some(folder.as_str().to_owned())),
-                ContainerScope::Registry(registry) => {
-                    repository.registry_folder(registry.as_str()).await
-                }
-                ContainerScope::Repository(name) => {
-                    folder_of_repository(repository.clone(), name.as_str().to_owned()).await
-                }
-            }
-        })
-        .await
-        .map_err(fail)?;
         let page = self
             .repository
             .list_container_images(&list.query, &list.page)

@@ -5,12 +5,14 @@ mod authorize;
 pub mod compute;
 pub mod container_registry;
 mod encoded_get;
+mod encoded_list;
 pub mod endpoint;
 pub mod metadata;
 pub mod request_context;
 pub mod status;
 
 pub use encoded_get::{DirectGet, EncodedGet};
+pub use encoded_list::{EncodedList, EncodedListResponse};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,8 +8,9 @@
 //! folders and families as numbers into a table of the distinct ones, status,
 //! and `created_at` as seconds and nanos. A million compute images cost their
 //! protobuf size plus about 80 bytes each in all; a decoded `Image` per entry
-//! cost about seven times the protobuf size. A Get or a List page decodes only
-//! the images it returns (the gRPC Get sends the stored bytes as they are).
+//! cost about seven times the protobuf size. The gRPC Get and List send the
+//! stored bytes as they are (`*_encoded`: slices of the list's buffer); the
+//! decoding methods decode only the images they return.
 //!
 //! Indexes, all of positions:
 //! - compute: per folder, the folder's images sorted by each field List orders
@@ -40,7 +41,8 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::{
-    ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError, split_extra,
+    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,
+    RepositoryError, split_extra,
 };
 use crate::catalog::{Catalog, ImageList};
 use crate::domain::compute::{
@@ -463,6 +465,23 @@ fn decode_page<T: Message + Default>(
     })
 }
 
+/// The stored encodings of the images of a page of positions: slices of the
+/// list's buffer, nothing decoded or copied.
+fn encoded_page<T: Message + Default>(list: &ImageList<T>, rows: PageRows) -> EncodedPage {
+    let continues_after = match rows.rows.last() {
+        Some(&last) if rows.more => Some(list.id_at(last as usize).to_owned()),
+        _ => None,
+    };
+    EncodedPage {
+        items: rows
+            .rows
+            .iter()
+            .map(|&row| list.encoded_bytes_at(row as usize))
+            .collect(),
+        continues_after,
+    }
+}
+
 fn decode_row<T: Message + Default>(list: &ImageList<T>, row: Row) -> Result<T, RepositoryError> {
     list.decode_at(row as usize).map_err(|err| {
         RepositoryError::Internal(format!(
@@ -503,31 +522,18 @@ impl ComputeImageRepository for MemoryRepository {
         query: &ComputeImageQuery,
         page: &PageRequest,
     ) -> Result<Page<compute::Image>, ListError> {
-        let table = &self.compute;
-        let after = cursor(&table.list, page.after.as_ref())?;
-        let Some(folder) = self.compute_folders.get(query.folder_id.as_str()) else {
-            return Ok(Page::default());
-        };
-        let key = match query.order.field {
-            ComputeSortField::Id => Key::Id,
-            ComputeSortField::Name => Key::Name,
-            ComputeSortField::CreatedAt => Key::CreatedAt,
-        };
-        let order = [(key, query.order.direction)];
-        let view = folder.sorted.view(key);
-        let size = page.size.get();
-        // Candidates may come from the id index, which spans folders.
-        let accept = |row: Row| {
-            table.folder(row) == query.folder_id.as_str()
-                && compute_matches(&query.filter, table, row)
-        };
-        let rows = match self.compute_candidates(folder, &query.filter) {
-            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
-                page_of_candidates(table, candidates, &order, after, size, accept)
-            }
-            _ => page_of(table, view, &order, after, size, accept),
-        };
-        decode_page(&table.list, rows)
+        decode_page(&self.compute.list, self.compute_page(query, page)?)
+    }
+
+    async fn list_compute_images_encoded(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        Ok(encoded_page(
+            &self.compute.list,
+            self.compute_page(query, page)?,
+        ))
     }
 
     async fn latest_compute_image_by_family(
@@ -549,6 +555,39 @@ impl ComputeImageRepository for MemoryRepository {
 }
 
 impl MemoryRepository {
+    /// The positions of a compute List page.
+    fn compute_page(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError> {
+        let table = &self.compute;
+        let after = cursor(&table.list, page.after.as_ref())?;
+        let Some(folder) = self.compute_folders.get(query.folder_id.as_str()) else {
+            return Ok(PageRows::default());
+        };
+        let key = match query.order.field {
+            ComputeSortField::Id => Key::Id,
+            ComputeSortField::Name => Key::Name,
+            ComputeSortField::CreatedAt => Key::CreatedAt,
+        };
+        let order = [(key, query.order.direction)];
+        let view = folder.sorted.view(key);
+        let size = page.size.get();
+        // Candidates may come from the id index, which spans folders.
+        let accept = |row: Row| {
+            table.folder(row) == query.folder_id.as_str()
+                && compute_matches(&query.filter, table, row)
+        };
+        let rows = match self.compute_candidates(folder, &query.filter) {
+            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
+                page_of_candidates(table, candidates, &order, after, size, accept)
+            }
+            _ => page_of(table, view, &order, after, size, accept),
+        };
+        Ok(rows)
+    }
+
     /// The images that can pass `filter`, from the index of its most selective
     /// condition on id, name, family or status; None when it has no such condition.
     fn compute_candidates<'a>(
@@ -636,6 +675,28 @@ impl ContainerImageRepository for MemoryRepository {
         query: &ContainerImageQuery,
         page: &PageRequest,
     ) -> Result<Page<container_registry::Image>, ListError> {
+        decode_page(&self.container.list, self.container_page(query, page)?)
+    }
+
+    async fn list_container_images_encoded(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        Ok(encoded_page(
+            &self.container.list,
+            self.container_page(query, page)?,
+        ))
+    }
+}
+
+impl MemoryRepository {
+    /// The positions of a container registry List page.
+    fn container_page(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError> {
         let table = &self.container;
         let after = cursor(&table.list, page.after.as_ref())?;
         let scope = match &query.scope {
@@ -644,7 +705,7 @@ impl ContainerImageRepository for MemoryRepository {
             ContainerScope::Folder(id) => self.container_folders.get(id.as_str()),
         };
         let Some(scope) = scope else {
-            return Ok(Page::default());
+            return Ok(PageRows::default());
         };
         let mut order: Vec<(Key, Direction)> = query
             .order
@@ -676,7 +737,7 @@ impl ContainerImageRepository for MemoryRepository {
             }
             _ => page_of(table, view, &order, after, size, accept),
         };
-        decode_page(&table.list, rows)
+        Ok(rows)
     }
 }
 
@@ -843,7 +904,7 @@ impl<'a> Candidates<'a> {
 }
 
 /// A page of positions, in order, and whether more images follow.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 struct PageRows {
     rows: Vec<Row>,
     more: bool,

@@ -61,6 +61,38 @@ pub(crate) fn split_extra<T>(mut items: Vec<T>, size: usize) -> (Vec<T>, bool) {
     (items, more)
 }
 
+/// One page of a List with each image as its protobuf encoding, for a face
+/// that sends the images as they are (a backend that stores them encoded hands
+/// out slices of its storage: nothing is decoded or re-encoded per image).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodedPage {
+    /// At most the page size, in the query's order.
+    pub items: Vec<Bytes>,
+    /// The id of the page's last image when more images follow it (the next
+    /// page continues after it); `None` on the last page.
+    pub continues_after: Option<String>,
+}
+
+impl EncodedPage {
+    /// A decoded page, encoded: what a backend that doesn't store images
+    /// encoded answers.
+    pub fn encode<T: Message>(page: Page<T>, id_of: impl Fn(&T) -> &str) -> Self {
+        let continues_after = match page.items.last() {
+            Some(last) if page.more => Some(id_of(last).to_owned()),
+            _ => None,
+        };
+        let items = page
+            .items
+            .iter()
+            .map(|image| Bytes::from(image.encode_to_vec()))
+            .collect();
+        Self {
+            items,
+            continues_after,
+        }
+    }
+}
+
 impl<T> Default for Page<T> {
     fn default() -> Self {
         Self {
@@ -104,6 +136,20 @@ pub trait ComputeImageRepository: Send + Sync + 'static {
         let image = self.get_compute_image(id).await?;
         Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
     }
+
+    /// [`ComputeImageRepository::list_compute_images`] with each image as its
+    /// protobuf encoding, for a face that sends them as they are. A backend
+    /// that stores images encoded overrides this to skip decoding and
+    /// re-encoding them (and a wrapper must pass it on, or its backend's
+    /// override is never reached).
+    async fn list_compute_images_encoded(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        let page = self.list_compute_images(query, page).await?;
+        Ok(EncodedPage::encode(page, |image| &image.id))
+    }
 }
 
 #[async_trait]
@@ -133,6 +179,18 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
     ) -> Result<Option<Bytes>, RepositoryError> {
         let image = self.get_container_image(id).await?;
         Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
+
+    /// [`ContainerImageRepository::list_container_images`] with each image as
+    /// its protobuf encoding; see
+    /// [`ComputeImageRepository::list_compute_images_encoded`].
+    async fn list_container_images_encoded(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        let page = self.list_container_images(query, page).await?;
+        Ok(EncodedPage::encode(page, |image| &image.id))
     }
 }
 

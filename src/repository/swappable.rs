@@ -11,7 +11,9 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError};
+use super::{
+    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page, RepositoryError,
+};
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
 use crate::domain::page::PageRequest;
@@ -78,6 +80,17 @@ impl<R: ComputeImageRepository> ComputeImageRepository for SwappableRepository<R
     ) -> Result<Option<Bytes>, RepositoryError> {
         self.current.load().get_compute_image_encoded(id).await
     }
+
+    async fn list_compute_images_encoded(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        self.current
+            .load()
+            .list_compute_images_encoded(query, page)
+            .await
+    }
 }
 
 #[async_trait]
@@ -102,6 +115,17 @@ impl<R: ContainerImageRepository> ContainerImageRepository for SwappableReposito
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
         self.current.load().get_container_image_encoded(id).await
+    }
+
+    async fn list_container_images_encoded(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        self.current
+            .load()
+            .list_container_images_encoded(query, page)
+            .await
     }
 
     async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {

@@ -19,7 +19,9 @@ mod sql;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::{Buf, Bytes};
 use prost::Message;
+use prost::encoding::{decode_key, skip_field};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -28,7 +30,8 @@ pub use migrations::{MIGRATIONS, check_schema, migrate};
 pub use pool::{Database, DatabaseError, ErrorKind, PoolState};
 
 use super::{
-    ComputeImageRepository, ContainerImageRepository, ListError, Page, RepositoryError, split_extra,
+    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,
+    RepositoryError, split_extra,
 };
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
@@ -57,10 +60,7 @@ fn decode_rows<T: Message + Default>(rows: &[Row]) -> Result<Vec<Arc<T>>, Reposi
 }
 
 fn decode_row<T: Message + Default>(row: &Row) -> Result<T, RepositoryError> {
-    let body: &[u8] = row
-        .try_get(0)
-        .map_err(|err| RepositoryError::Internal(format!("unexpected row: {err}")))?;
-    T::decode(body)
+    T::decode(body_of(row)?)
         .map_err(|err| RepositoryError::Internal(format!("stored image is corrupt: {err}")))
 }
 
@@ -68,6 +68,61 @@ fn decode_row<T: Message + Default>(row: &Row) -> Result<T, RepositoryError> {
 fn page_from<T: Message + Default>(rows: &[Row], size: usize) -> Result<Page<T>, RepositoryError> {
     let (items, more) = split_extra(decode_rows(rows)?, size);
     Ok(Page { items, more })
+}
+
+/// `body` (column 0) of a row, as stored.
+fn body_of(row: &Row) -> Result<&[u8], RepositoryError> {
+    row.try_get(0)
+        .map_err(|err| RepositoryError::Internal(format!("unexpected row: {err}")))
+}
+
+/// The id (field 1 of both APIs' images) of an encoded image, read without
+/// decoding the rest.
+#[derive(Clone, PartialEq, Message)]
+struct IdOnly {
+    #[prost(string, tag = "1")]
+    id: String,
+}
+
+/// Whether `body` is a sequence of well-formed protobuf fields: a cheap check
+/// (nothing is allocated, nested messages are skipped whole) that a body sent
+/// as it is is not truncated or garbage, as the decoding path would notice.
+fn well_formed(mut body: &[u8]) -> bool {
+    while body.has_remaining() {
+        let Ok((tag, wire_type)) = decode_key(&mut body) else {
+            return false;
+        };
+        if skip_field(wire_type, tag, &mut body, Default::default()).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// A page of the stored encodings from `size + 1` rows at most, sent as they
+/// are: no decode and re-encode per image.
+fn encoded_page_from(rows: &[Row], size: usize) -> Result<EncodedPage, RepositoryError> {
+    let bodies = rows.iter().map(body_of).collect::<Result<Vec<_>, _>>()?;
+    let (bodies, more) = split_extra(bodies, size);
+    if !bodies.iter().all(|body| well_formed(body)) {
+        return Err(RepositoryError::Internal(
+            "stored image is corrupt: not a protobuf message".into(),
+        ));
+    }
+    let continues_after = match bodies.last() {
+        Some(last) if more => Some(
+            IdOnly::decode(*last)
+                .map_err(|err| {
+                    RepositoryError::Internal(format!("stored image is corrupt: {err}"))
+                })?
+                .id,
+        ),
+        _ => None,
+    };
+    Ok(EncodedPage {
+        items: bodies.into_iter().map(Bytes::copy_from_slice).collect(),
+        continues_after,
+    })
 }
 
 /// The page size plus one, as a SQL LIMIT.
@@ -103,6 +158,20 @@ impl ComputeImageRepository for PostgresRepository {
             self.check_cursor("compute_images", page).await?;
         }
         Ok(page_from(&rows, page.size.get())?)
+    }
+
+    async fn list_compute_images_encoded(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        let statement = sql::compute_list(query, page);
+        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
+        let rows = self.database.query(&statement.text, &params).await?;
+        if rows.is_empty() {
+            self.check_cursor("compute_images", page).await?;
+        }
+        Ok(encoded_page_from(&rows, page.size.get())?)
     }
 
     async fn latest_compute_image_by_family(
@@ -167,6 +236,20 @@ impl ContainerImageRepository for PostgresRepository {
         }
         Ok(page_from(&rows, page.size.get())?)
     }
+
+    async fn list_container_images_encoded(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        let statement = sql::container_list(query, page);
+        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
+        let rows = self.database.query(&statement.text, &params).await?;
+        if rows.is_empty() {
+            self.check_cursor("container_images", page).await?;
+        }
+        Ok(encoded_page_from(&rows, page.size.get())?)
+    }
 }
 
 impl PostgresRepository {
@@ -188,5 +271,27 @@ impl PostgresRepository {
         } else {
             Err(ListError::CursorNotFound(after.clone()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_checked_and_its_id_read_without_decoding() {
+        let image = container_registry::Image {
+            id: "crp1".into(),
+            name: "crpreg/app".into(),
+            layers: vec![container_registry::Blob::default(); 3],
+            ..Default::default()
+        };
+        let body = image.encode_to_vec();
+        assert!(well_formed(&body));
+        assert!(well_formed(&[]));
+        assert_eq!(IdOnly::decode(body.as_slice()).unwrap().id, "crp1");
+        // Truncated, or not protobuf at all.
+        assert!(!well_formed(&body[..body.len() - 1]));
+        assert!(!well_formed(b"\xff\xff\xff"));
     }
 }
