@@ -125,12 +125,15 @@ impl<S, Req: Message + Default + 'static> EncodedGet<S, Req> {
     }
 }
 
+/// Decodes a `GetImageRequest` and takes its `image_id`.
+type ImageIdReader = Arc<dyn Fn(&[u8]) -> Result<String, DecodeError> + Send + Sync>;
+
 /// An API's Get as a plain async call: encoded request in, stored image bytes
 /// out, through the very validation, lookup, authorization and error mapping
 /// of the gRPC Get ([`get_image`] with the same lookup and folder reader).
 #[derive(Clone)]
 pub struct DirectGet {
-    image_id: Arc<dyn Fn(&[u8]) -> Result<String, DecodeError> + Send + Sync>,
+    image_id: ImageIdReader,
     lookup: EncodedLookup,
     folder_of: EncodedFolder,
 }
