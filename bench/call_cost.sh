@@ -10,15 +10,19 @@
 # runs every server under callgrind twice, answering N1 then N2 calls (h2load,
 # one connection, one stream at a time): (Ir(N2) - Ir(N1)) / (N2 - N1) is the
 # cost of one call, start-up and shutdown cancelling out.
-# Knobs: CALL_COST_N1 (300), CALL_COST_N2 (1300).
+# Knobs: CALL_COST_N1 (300), CALL_COST_N2 (1300); CALL_COST_EXAMPLES, a directory
+# with gen-catalog and the ceilings already built (then nothing is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly N1=${CALL_COST_N1:-300} N2=${CALL_COST_N2:-1300}
 bins=("$@")
 ((${#bins[@]})) || bins=(target/release/image-service)
-cargo build --quiet --release --example gen-catalog --example ceiling-grpc --example ceiling-rest
-examples=target/release/examples
+examples=${CALL_COST_EXAMPLES:-}
+if [[ -z $examples ]]; then
+  cargo build --quiet --release --example gen-catalog --example ceiling-grpc --example ceiling-rest
+  examples=target/release/examples
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -83,6 +83,7 @@ need_tool() { # command debian-package
 }
 need_tool h2load nghttp2-client
 need_tool curl curl
+need_tool valgrind valgrind
 [[ $BENCH_DATABASE_URL == none ]] || need_tool psql postgresql-client
 
 # ---------------------------------------------------------------- build
@@ -264,6 +265,10 @@ check_all() {
 # The machine's load average (others' jobs included) before and after the load
 # runs, printed with the table as a hint of how noisy the figures are.
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The hypervisor's share too: CPU time the VM wanted but another guest got
+# ("steal", /proc/stat), which slows everything measured here.
+cpu_counters() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+read -r steal_before total_before < <(cpu_counters)
 
 log "checking that every target answers the benchmark requests with the real image"
 check_all
@@ -394,6 +399,9 @@ if [[ $rest_face == yes ]]; then
 fi
 
 loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
+read -r steal_after total_after < <(cpu_counters)
+steal_percent=$(awk -v s=$((steal_after - steal_before)) -v t=$((total_after - total_before)) \
+  'BEGIN {printf "%.1f", (t > 0 ? 100 * s / t : 0)}')
 log "checking the answers again after the load"
 check_all
 stop_process "$app_pid"
@@ -459,6 +467,19 @@ if [[ $BENCH_DATABASE_URL != none ]]; then
   check_grpc "$pg_grpc" "$COMPUTE_GET" "$work/frames-big/compute-get.req" "$work/frames-big/compute-get.resp" pg-compute-after
   stop_process "$pg_pid"
 fi
+
+# ---------------------------------------------------------------- instructions
+# The one figure the machine's noise can't move: instructions executed per
+# compute Get, server and ceiling, counted by callgrind (bench/call_cost.sh).
+log "instructions per call under callgrind (bench/call_cost.sh)"
+if [[ $mode == smoke ]]; then
+  export CALL_COST_N1=20 CALL_COST_N2=60
+fi
+CALL_COST_EXAMPLES=$examples bench/call_cost.sh "$bin" >"$work/call_cost.txt" 2>"$work/logs/call_cost.log" ||
+  die "bench/call_cost.sh failed: $(tail -3 "$work/logs/call_cost.log")"
+ir_of() { # target kind
+  awk -v t="$1" -v k="$2" '$1 == t && $4 == k {print $5; exit}' "$work/call_cost.txt"
+}
 
 col_median() { # file col
   cut -f"$2" "$1" | sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
@@ -532,6 +553,12 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
   throughput_row compute-rest "compute Get, REST (HTTP/1.1 keep-alive, $REST_CONNS conns): throughput" 0.70
   latency_row compute-rest "compute Get, REST, same load: p50 / p99"
   cpu_row compute-rest "compute Get, REST, same load: server CPU time per request"
+  for kind in gRPC REST; do
+    lower=$(tr '[:upper:]' '[:lower:]' <<<"$kind")
+    s=$(ir_of "$bin" "$kind") c=$(ir_of "ceiling-$lower" "$kind")
+    printf '| compute Get, %s: instructions per call (callgrind, one connection; not moved by the machine'"'"'s load) | %s | %s | %s | | - |\n' \
+      "$kind" "$(fmt_int "$s")" "$(fmt_int "$c")" "$(ratio "$s" "$c")"
+  done
   latency_row compute-half "compute Get, gRPC, at half load ($(fmt_int "$half_rate") req/s, both): p50 / p99" 1000
   if [[ -n $rest_half_rate ]]; then
     latency_row rest-half "compute Get, REST, at half load ($(fmt_int "$rest_half_rate") req/s, both): p50 / p99" 1000
@@ -557,7 +584,8 @@ big_proto_kb=$((big_compute_proto_bytes / 1024))
 {
   echo
   echo "image-service benchmark ($mode): $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "load average (1, 5, 15 min) before the load runs: $loadavg_before; after: $loadavg_after"
+  echo "load average (1, 5, 15 min) before the load runs: $loadavg_before; after: $loadavg_after;" \
+    "CPU steal during them: $steal_percent %"
   echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr); $(h2load --version | head -1)"
   echo "catalog: $(fmt_int "$BENCH_IMAGES") compute images ($(mib "$cat_compute_proto_bytes") MiB as protobuf, sample $cat_compute_sample_proto_bytes B)," \
     "$(fmt_int "$BENCH_CONTAINER_IMAGES") container registry images (sample $cat_container_sample_proto_bytes B);" \
