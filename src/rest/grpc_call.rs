@@ -47,10 +47,20 @@ pub async fn unary(
     request_id: &RequestId,
     metrics: &Metrics,
 ) -> Reply {
+    metered(
+        grpc_path,
+        metrics,
+        call(routes, uri, payload, incoming, request_id),
+    )
+    .await
+}
+
+/// Runs `call` named and counted as the gRPC method `grpc_path`.
+async fn metered(grpc_path: &str, metrics: &Metrics, call: impl Future<Output = Reply>) -> Reply {
     let started = Instant::now();
     record_grpc_method(grpc_path);
     metrics.call_started(grpc_path);
-    let reply = call(routes, uri, payload, incoming, request_id).await;
+    let reply = call.await;
     metrics.call_finished(grpc_path, reply.code, started.elapsed());
     reply
 }
@@ -82,9 +92,21 @@ impl DirectGets {
         request_id: &RequestId,
         metrics: &Metrics,
     ) -> Reply {
-        let started = Instant::now();
-        record_grpc_method(grpc_path);
-        metrics.call_started(grpc_path);
+        metered(
+            grpc_path,
+            metrics,
+            self.call_unmetered(get, payload, incoming, request_id),
+        )
+        .await
+    }
+
+    async fn call_unmetered(
+        &self,
+        get: &DirectGet,
+        payload: &[u8],
+        incoming: &HeaderMap,
+        request_id: &RequestId,
+    ) -> Reply {
         let caller = match &self.auth {
             None => Ok(None),
             Some(auth) => auth.authenticate(incoming, Some(request_id)).map(Some),
@@ -93,7 +115,7 @@ impl DirectGets {
             Ok(caller) => get.call(Some(request_id.clone()), caller, payload).await,
             Err(status) => Err(status),
         };
-        let reply = match result {
+        match result {
             Ok(message) => Reply {
                 code: 0,
                 message,
@@ -107,9 +129,7 @@ impl DirectGets {
                 status_details: (!status.details().is_empty())
                     .then(|| Bytes::copy_from_slice(status.details())),
             },
-        };
-        metrics.call_finished(grpc_path, reply.code, started.elapsed());
-        reply
+        }
     }
 }
 
