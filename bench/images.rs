@@ -56,8 +56,8 @@ fn sha256_like(salt: u64, n: u64) -> String {
     digest
 }
 
-fn timestamp(seconds: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds, nanos: 0 }
+fn timestamp(seconds: i64) -> image_service::proto::Timestamp {
+    image_service::proto::Timestamp { seconds, nanos: 0 }
 }
 
 /// (family, description, os type, size in GiB) of the public images a folder copies.
@@ -231,7 +231,7 @@ fn yyyymmdd(seconds: i64) -> String {
 }
 
 /// RFC 3339 in UTC, whole seconds (the generated timestamps have no nanos).
-fn json_timestamp(out: &mut String, ts: &prost_types::Timestamp) {
+fn json_timestamp(out: &mut String, ts: &image_service::proto::Timestamp) {
     let (y, mo, d) = civil_from_days(ts.seconds.div_euclid(86_400));
     let secs = ts.seconds.rem_euclid(86_400);
     let _ = write!(

@@ -13,6 +13,10 @@ pub use yandex::cloud::compute::v1 as compute;
 pub use yandex::cloud::containerregistry::v1 as container_registry;
 pub use yandex::cloud::endpoint;
 
+/// The `google.protobuf.Timestamp` of the generated messages: pbjson's, which
+/// has the proto3 JSON serde that prost-types' lacks (build.rs).
+pub use pbjson_types::Timestamp;
+
 /// Every file under proto/ with its imports, options kept (google.api.http included).
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));

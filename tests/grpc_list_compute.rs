@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use common::TestApp;
 use image_service::catalog::Catalog;
+use image_service::proto::Timestamp;
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::proto::compute::{
@@ -17,7 +18,6 @@ use list_support::{
     AWKWARD_NAME, BIG_FOLDER, FAMILIES, assert_invalid, big_compute_catalog, compute_list,
     compute_reference, repositories,
 };
-use prost_types::Timestamp;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use image_service::catalog::{Catalog, ImageList};
 use image_service::grpc::compute::ComputeImages;
+use image_service::proto::Timestamp;
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::compute::image_service_server::ImageService;
 use image_service::proto::compute::{
     GetImageLatestByFamilyRequest, Image, ListImagesRequest, ListImagesResponse,
 };
 use image_service::repository::MemoryRepository;
-use prost_types::Timestamp;
 use tonic::Request;
 
 const FOLDER: &str = "b1gtimingf0lder00000";

@@ -237,7 +237,7 @@ struct ComputeKeys {
     #[prost(string, tag = "2")]
     folder_id: String,
     #[prost(message, optional, tag = "3")]
-    created_at: Option<prost_types::Timestamp>,
+    created_at: Option<crate::proto::Timestamp>,
     #[prost(string, tag = "4")]
     name: String,
     #[prost(string, tag = "7")]
@@ -254,11 +254,11 @@ struct ContainerKeys {
     #[prost(string, tag = "3")]
     digest: String,
     #[prost(message, optional, tag = "8")]
-    created_at: Option<prost_types::Timestamp>,
+    created_at: Option<crate::proto::Timestamp>,
 }
 
 /// `created_at` as a sortable pair; an image without one sorts first.
-fn timestamp_key(timestamp: Option<&prost_types::Timestamp>) -> (i64, i32) {
+fn timestamp_key(timestamp: Option<&crate::proto::Timestamp>) -> (i64, i32) {
     timestamp.map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
 }
 
@@ -1113,7 +1113,7 @@ mod tests {
         compute::Image {
             id: id.into(),
             name: name.into(),
-            created_at: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+            created_at: Some(crate::proto::Timestamp { seconds, nanos: 0 }),
             ..Default::default()
         }
     }

@@ -837,7 +837,7 @@ mod tests {
             size: 0,
             product_ids: vec![String::new(), "a".into()],
             status: 99,
-            created_at: Some(prost_types::Timestamp {
+            created_at: Some(crate::proto::Timestamp {
                 seconds: 1_700_000_000,
                 nanos: 120_000,
             }),
@@ -857,7 +857,7 @@ mod tests {
         );
         for nanos in [0, 1, 1_000, 1_000_000, 999_999_999] {
             let stamped = compute::Image {
-                created_at: Some(prost_types::Timestamp { seconds: -1, nanos }),
+                created_at: Some(crate::proto::Timestamp { seconds: -1, nanos }),
                 ..compute::Image::default()
             };
             assert_same(&plans, COMPUTE_IMAGE, &stamped.encode_to_vec());

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use image_service::catalog::{Catalog, ImageList};
+use image_service::proto::Timestamp;
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::{compute, container_registry};
 use image_service::repository::{MemoryRepository, Repositories};
-use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 

@@ -62,7 +62,7 @@ pub async fn import_catalog(
 }
 
 /// `created_at` as the two sort columns; none sorts first, as in memory.
-fn created_at(timestamp: Option<&prost_types::Timestamp>) -> (i64, i32) {
+fn created_at(timestamp: Option<&crate::proto::Timestamp>) -> (i64, i32) {
     timestamp.map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
 }
 
