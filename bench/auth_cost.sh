@@ -6,8 +6,7 @@
 #
 # Usage: bench/auth_cost.sh BINARY [BINARY...]   (e.g. target/release/image-service)
 # Each binary serves the demo catalog under callgrind twice, answering N1 then N2
-# Gets (h2load, one connection, one stream); (Ir(N2) - Ir(N1)) / (N2 - N1) is
-# the cost of one call, start-up and shutdown cancelling out. A binary without
+# Gets (bench/callgrind.sh). A binary without
 # `hash-token` is measured with authentication off only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,48 +14,26 @@ cd "$(dirname "$0")/.."
 readonly N1=${AUTH_COST_N1:-300} N2=${AUTH_COST_N2:-1300}
 readonly TOKEN=bench-token.all FOLDER_TOKEN=bench-token.one
 readonly IMAGE=fd8o2pjpr9dfpl308ukq CONTAINER_IMAGE=crpphk31u48ts5plqaqo
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+callgrind_work=$(mktemp -d)
+trap 'rm -rf "$callgrind_work"' EXIT
+work=$callgrind_work
+# shellcheck source=bench/callgrind.sh
+. bench/callgrind.sh
 
 # A gRPC frame holding GetImageRequest{image_id} (field 1, 20 bytes).
 frame() { printf '\x00\x00\x00\x00\x16\x0a\x14%s' "$1" >"$2"; }
 frame "$IMAGE" "$work/compute.req"
 frame "$CONTAINER_IMAGE" "$work/container.req"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# Ir of one server run answering N Gets of PATH with body FILE.
-run() { # binary n path body header tokens-file
-  local bin=$1 n=$2 path=$3 body=$4 header=$5 tokens=$6 port out pid
-  port=$(free_port)
-  out=$work/callgrind.$RANDOM
-  local args=(serve --grpc-listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --shutdown-delay 0s)
-  [[ -n $tokens ]] && args+=(--auth-tokens "$tokens")
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "${args[@]}" >"$out.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 300); do
-    grep -q 'serving gRPC and REST' "$out.log" && break
-    sleep 0.1
-  done
-  local h2=(h2load -n "$n" -c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
-  [[ -n $header ]] && h2+=(-H "$header")
-  "${h2[@]}" "http://127.0.0.1:$port$path" >"$work/h2load.log" 2>&1 || true
-  # A failed run stops its server too (this runs in a subshell, which the EXIT trap doesn't cover).
-  grep -q " 0 failed, 0 errored" "$work/h2load.log" || {
-    cat "$work/h2load.log" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    exit 1
-  }
-  kill -TERM "$pid"
-  wait "$pid" || true
-  awk '/^(summary|totals):/ {print $2; exit}' "$out"
-}
-
+# Ir per Get of PATH with body FILE, with HEADER (may be empty) and the
+# server given TOKENS-FILE (may be empty).
 per_call() { # binary path body header tokens-file
-  local a b
-  a=$(run "$1" "$N1" "$2" "$3" "$4" "$5") && b=$(run "$1" "$N2" "$2" "$3" "$4" "$5") &&
-    [[ -n $a && -n $b ]] || { echo "a run failed" >&2; exit 1; }
-  echo $(((b - a) / (N2 - N1)))
+  local args=(serve --grpc-listen 127.0.0.1:PORT --http-listen 127.0.0.1:0 --shutdown-delay 0s)
+  [[ -n $5 ]] && args+=(--auth-tokens "$5")
+  callgrind_load=(-c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$3")
+  [[ -n $4 ]] && callgrind_load+=(-H "$4")
+  callgrind_load+=("http://127.0.0.1:PORT$2")
+  callgrind_per_call 'serving gRPC and REST' "$1" "${args[@]}"
 }
 
 for bin in "$@"; do

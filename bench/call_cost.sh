@@ -7,9 +7,8 @@
 #
 # Usage: bench/call_cost.sh [BINARY...]   (default: target/release/image-service)
 # Builds the ceilings and gen-catalog (release), writes a 1,000-image catalog and
-# runs every server under callgrind twice, answering N1 then N2 calls (h2load,
-# one connection, one stream at a time): (Ir(N2) - Ir(N1)) / (N2 - N1) is the
-# cost of one call, start-up and shutdown cancelling out.
+# runs every server under callgrind twice, answering N1 then N2 calls
+# (bench/callgrind.sh).
 # Knobs: CALL_COST_N1 (300), CALL_COST_N2 (1300); CALL_COST_EXAMPLES, a directory
 # with gen-catalog and the ceilings already built (then nothing is built).
 set -euo pipefail
@@ -23,55 +22,25 @@ if [[ -z $examples ]]; then
   cargo build --quiet --release --example gen-catalog --example ceiling-grpc --example ceiling-rest
   examples=target/release/examples
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+callgrind_work=$(mktemp -d)
+trap 'rm -rf "$callgrind_work"' EXIT
+work=$callgrind_work
+# shellcheck source=bench/callgrind.sh
+. bench/callgrind.sh
 
 "$examples/gen-catalog" --compute 1000 --out "$work/catalog.json" --frames "$work/frames" >"$work/catalog.env"
 index=$(awk -F= '$1 == "compute_sample_index" {print $2}' "$work/catalog.env")
 id=$(awk -F= '$1 == "compute_sample_id" {print $2}' "$work/catalog.env")
 readonly GRPC_PATH=/yandex.cloud.compute.v1.ImageService/Get REST_PATH=/compute/v1/images/$id
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# Ir of one run of COMMAND (which must print READY once listening on PORT)
-# answering N calls of KIND (grpc or rest).
-run() { # n kind port ready command...
-  local n=$1 kind=$2 port=$3 ready=$4 out pid
-  shift 4
-  out=$work/callgrind.$RANDOM
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$out.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 600); do
-    grep -q "$ready" "$out.log" && break
-    sleep 0.1
-  done
-  local h2
-  if [[ $kind == grpc ]]; then
-    h2=(h2load -n "$n" -c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers'
-      -d "$work/frames/compute-get.req" "http://127.0.0.1:$port$GRPC_PATH")
-  else
-    h2=(h2load --h1 -n "$n" -c 1 "http://127.0.0.1:$port$REST_PATH")
-  fi
-  "${h2[@]}" >"$work/h2load.log" 2>&1 || true
-  # A failed run stops its server too (this runs in a subshell, which the EXIT trap doesn't cover).
-  grep -q "$n succeeded, 0 failed, 0 errored" "$work/h2load.log" || {
-    cat "$work/h2load.log" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    exit 1
-  }
-  kill -TERM "$pid"
-  wait "$pid" || true
-  awk '/^(summary|totals):/ {print $2; exit}' "$out"
-}
-
-per_call() { # kind ready command-with-PORT...
-  local kind=$1 ready=$2 a b port
-  shift 2
-  port=$(free_port)
-  a=$(run "$N1" "$kind" "$port" "$ready" "${@//PORT/$port}") &&
-    b=$(run "$N2" "$kind" "$port" "$ready" "${@//PORT/$port}") &&
-    [[ -n $a && -n $b ]] || { echo "a run failed" >&2; exit 1; }
-  echo $(((b - a) / (N2 - N1)))
+grpc_load=(-c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers'
+  -d "$work/frames/compute-get.req" "http://127.0.0.1:PORT$GRPC_PATH")
+rest_load=(--h1 -c 1 "http://127.0.0.1:PORT$REST_PATH")
+per_call() { # grpc|rest ready command...
+  local kind=$1
+  shift
+  if [[ $kind == grpc ]]; then callgrind_load=("${grpc_load[@]}"); else callgrind_load=("${rest_load[@]}"); fi
+  callgrind_per_call "$@"
 }
 
 ceiling_grpc=$(per_call grpc 'listening on' "$examples/ceiling-grpc" --listen 127.0.0.1:PORT --compute-index "$index")

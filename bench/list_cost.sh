@@ -51,7 +51,8 @@ frame("container-100.req", field(1, registry) + field(3, 100))
 PY
 folder=$(cat "$work/folder")
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/callgrind.sh
+. bench/callgrind.sh
 
 # Ir per call of N calls of h2load ARGS... against the server under callgrind (pid $pid).
 measure() {
