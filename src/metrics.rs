@@ -95,7 +95,8 @@ pub struct Metrics {
     started: Family<MethodLabels, Counter>,
     handled: Family<HandledLabels, Counter>,
     seconds: HistogramFamily,
-    known: HashMap<String, MethodSeries>,
+    /// Looked up twice per call: foldhash, not SipHash (keys are our own paths).
+    known: HashMap<String, MethodSeries, foldhash::fast::RandomState>,
     in_flight_gauge: Gauge,
     in_flight: Arc<InFlight>,
     catalog_images: Family<ApiLabels, Gauge>,
@@ -161,7 +162,7 @@ impl Metrics {
             started,
             handled,
             seconds,
-            known: HashMap::new(),
+            known: HashMap::default(),
             in_flight_gauge,
             in_flight,
             catalog_images,
