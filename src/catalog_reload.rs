@@ -92,9 +92,16 @@ impl CatalogReloader {
     }
 }
 
-/// Background tasks of catalog reload; they stop when this is dropped.
+/// Background tasks of a reload (the catalog's, the auth tokens'); they stop
+/// when this is dropped.
 #[derive(Debug, Default)]
 pub struct ReloadTasks(Vec<JoinHandle<()>>);
+
+impl From<JoinHandle<()>> for ReloadTasks {
+    fn from(task: JoinHandle<()>) -> Self {
+        Self(vec![task])
+    }
+}
 
 impl Drop for ReloadTasks {
     fn drop(&mut self) {

@@ -22,7 +22,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Layer;
 
-use crate::auth::{AuthLayer, TokenTable, TokensFileError};
+use crate::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
 use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::catalog_reload::{self, CatalogReloader, ReloadTasks};
@@ -102,6 +102,8 @@ pub struct Application {
     backend_health: Option<BackendHealth>,
     /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
     catalog_reload: Option<ReloadTasks>,
+    /// Rereads the --auth-tokens file on SIGHUP; stops with the server.
+    tokens_reload: Option<ReloadTasks>,
     tls: Option<TlsReload>,
 }
 
@@ -204,6 +206,11 @@ impl Application {
         repositories: Repositories,
     ) -> Result<Self, StartupError> {
         let auth = load_auth_tokens(settings)?;
+        let tokens_reload = auth
+            .as_ref()
+            .map(|store| token_store::reload_on_hangup(store.clone()).map(ReloadTasks::from))
+            .transpose()
+            .map_err(StartupError::Signals)?;
         let tls = match TlsFiles::from_args(&settings.tls)? {
             Some(files) => Some(TlsReload {
                 tls: Tls::load(files)?,
@@ -275,6 +282,7 @@ impl Application {
             },
             backend_health: None,
             catalog_reload: None,
+            tokens_reload,
             tls,
         })
     }
@@ -308,6 +316,7 @@ impl Application {
             "serving gRPC and REST"
         );
         let _catalog_reload = self.catalog_reload;
+        let _tokens_reload = self.tokens_reload;
         let (stop, stopped) = watch::channel(false);
         let http_incoming = tcp_incoming(self.http_listener);
         let grpc_incoming = tcp_incoming(self.grpc_listener);
@@ -426,13 +435,13 @@ async fn reload_on_hangup(tls: Tls, mut hangup: Signal, mut stopped: watch::Rece
 }
 
 /// The tokens file of `--auth-tokens`, when given: authentication is on.
-fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenTable>>, StartupError> {
+fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenStore>>, StartupError> {
     let Some(path) = &settings.auth_tokens else {
         tracing::info!("authentication off: every caller may read every folder");
         return Ok(None);
     };
-    let tokens = TokenTable::from_file(path)?;
-    tracing::info!(file = %path.display(), tokens = tokens.len(), "authentication on: image calls need a bearer token");
+    let tokens = TokenStore::load(path)?;
+    tracing::info!(file = %path.display(), tokens = tokens.current().len(), "authentication on: image calls need a bearer token");
     Ok(Some(Arc::new(tokens)))
 }
 
@@ -443,7 +452,7 @@ fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenTable>>, Sta
 fn add_image_services(
     routes: Routes,
     repositories: Repositories,
-    auth: Option<Arc<TokenTable>>,
+    auth: Option<Arc<TokenStore>>,
     max_request_size: usize,
 ) -> (Routes, DirectGets) {
     let compute = ComputeImages::server(repositories.compute, max_request_size);

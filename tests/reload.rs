@@ -295,3 +295,92 @@ async fn sighup_without_a_catalog_file_changes_nothing_and_keeps_serving() {
     assert_eq!(grpc_code(&server, KEPT).await, Code::Ok);
     assert!(server.terminate().success());
 }
+
+/// A tokens file of one token that reads every folder.
+fn tokens_file_text(subject: &str, token: &str) -> String {
+    let digest = image_service::auth::TokenDigest::of(token.as_bytes()).to_hex();
+    format!(r#"{{"tokens": [{{"subject": "{subject}", "sha256": "{digest}", "folders": ["*"]}}]}}"#)
+}
+
+fn replace_text(path: &Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+async fn grpc_code_with_token(server: &Server, token: &str) -> Code {
+    let mut client = ImageServiceClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(GetImageRequest {
+        image_id: KEPT.into(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    match client.get(request).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+async fn rest_status_with_token(server: &Server, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!(
+            "http://{}/compute/v1/images/{KEPT}",
+            server.http_addr
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_auth_tokens_file_and_a_broken_one_keeps_the_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    std::fs::write(&path, tokens_file_text("old", "old-token")).unwrap();
+    let mut server = Server::start(&["--auth-tokens", path.to_str().unwrap()]);
+    assert_eq!(grpc_code_with_token(&server, "old-token").await, Code::Ok);
+    assert_eq!(
+        grpc_code_with_token(&server, "new-token").await,
+        Code::Unauthenticated
+    );
+
+    // A token added and one revoked, without a restart.
+    replace_text(&path, &tokens_file_text("new", "new-token"));
+    server.signal("HUP");
+    let line = server.wait_for(|line| line["message"] == "auth tokens reloaded");
+    assert_eq!(line["tokens"], 1, "{line}");
+    assert_eq!(
+        grpc_code_with_token(&server, "old-token").await,
+        Code::Unauthenticated
+    );
+    assert_eq!(rest_status_with_token(&server, "old-token").await, 401);
+    assert_eq!(grpc_code_with_token(&server, "new-token").await, Code::Ok);
+    assert_eq!(rest_status_with_token(&server, "new-token").await, 200);
+
+    // A broken file is logged with the start-up error and changes nothing.
+    replace_text(&path, r#"{"tokens": [{"subject": "no digest"}]}"#);
+    server.signal("HUP");
+    let line = server.wait_for(|line| {
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("auth tokens reload failed"))
+    });
+    let message = line["message"].as_str().unwrap();
+    assert!(message.contains(path.to_str().unwrap()), "{line}");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(grpc_code_with_token(&server, "new-token").await, Code::Ok);
+    assert_eq!(
+        grpc_code_with_token(&server, "old-token").await,
+        Code::Unauthenticated
+    );
+    assert!(
+        server.terminate().success(),
+        "SIGHUP did not end the process"
+    );
+}

@@ -17,6 +17,7 @@ use tonic::server::NamedService;
 use tower::{Layer, Service};
 
 use super::access::Caller;
+use super::store::TokenStore;
 use super::tokens::TokenTable;
 use crate::error::ApiError;
 use crate::grpc::request_context::{RequestId, request_id_of};
@@ -25,11 +26,11 @@ use crate::grpc::status;
 /// Wraps a service so that only callers with a known token reach it.
 #[derive(Clone)]
 pub struct AuthLayer {
-    tokens: Arc<TokenTable>,
+    tokens: Arc<TokenStore>,
 }
 
 impl AuthLayer {
-    pub fn new(tokens: Arc<TokenTable>) -> Self {
+    pub fn new(tokens: Arc<TokenStore>) -> Self {
         Self { tokens }
     }
 
@@ -41,7 +42,7 @@ impl AuthLayer {
         headers: &HeaderMap,
         request_id: Option<&RequestId>,
     ) -> Result<Arc<Caller>, tonic::Status> {
-        match authenticate(&self.tokens, headers) {
+        match authenticate(&self.tokens.current(), headers) {
             Ok(caller) => {
                 tracing::Span::current().record("subject", caller.subject());
                 Ok(caller)

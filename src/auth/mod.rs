@@ -2,13 +2,16 @@
 //! file is given (`--auth-tokens`).
 //!
 //! - [`tokens`]: the tokens file (SHA-256 digests, subjects, folders).
+//! - [`store`]: the tokens in force, reread from the file on SIGHUP.
 //! - [`layer`]: the tower layer around both ImageServices that finds the caller.
 //! - [`access`]: the caller and the one folder check the services call.
 
 pub mod access;
 pub mod layer;
+pub mod store;
 pub mod tokens;
 
 pub use access::Caller;
 pub use layer::AuthLayer;
+pub use store::TokenStore;
 pub use tokens::{TokenDigest, TokenTable, TokensFileError};
