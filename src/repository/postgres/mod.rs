@@ -5,7 +5,8 @@
 //!   mapped to [`RepositoryError`];
 //! - `migrations`: the schema, versioned, applied under an advisory lock;
 //! - `sql`: the List queries (filter, order, keyset paging) as SQL;
-//! - `catalog_io`: import and export of catalog files.
+//! - `catalog_io`: import and export of catalog files;
+//! - `tls`: TLS to the server, from the URL's `sslmode` and `sslrootcert`.
 //!
 //! Only portable SQL (no PL/pgSQL, no triggers), so CockroachDB and YugabyteDB
 //! can hold it too. Text columns use the "C" collation: bytewise order, the
@@ -15,6 +16,7 @@ mod catalog_io;
 mod migrations;
 mod pool;
 mod sql;
+mod tls;
 
 use std::sync::Arc;
 

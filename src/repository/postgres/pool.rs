@@ -18,6 +18,8 @@ use deadpool_postgres::{
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::tls::TlsSettings;
+
 use crate::config::PoolArgs;
 use crate::deadline;
 use crate::repository::RepositoryError;
@@ -96,9 +98,12 @@ pub struct PoolState {
 impl Database {
     /// Builds the pool; connects lazily, so this succeeds with the database down.
     pub fn connect(url: &str, limits: &PoolArgs) -> Result<Self, DatabaseError> {
-        let mut config: tokio_postgres::Config = url
+        let tls = TlsSettings::from_url(url)?;
+        let mut config: tokio_postgres::Config = tls
+            .url
             .parse()
             .map_err(|err: tokio_postgres::Error| DatabaseError::Url(err.to_string()))?;
+        config.ssl_mode(tls.ssl_mode());
         let timeout_ms = limits.statement_timeout.as_millis().max(1);
         let options = format!(
             "{} -c statement_timeout={timeout_ms}",
@@ -112,13 +117,13 @@ impl Database {
         if config.get_application_name().is_none() {
             config.application_name("image-service");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls.connector()? {
+            Some(connector) => Manager::from_config(config, connector, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(limits.size.max(1))
             .runtime(Runtime::Tokio1)
@@ -369,11 +374,28 @@ fn pool_error(err: PoolError) -> RepositoryError {
     }
 }
 
+/// `err` and the errors under it: tokio-postgres says only "error performing
+/// TLS handshake" or "error connecting to server" and keeps the why (a
+/// certificate for another name, connection refused) as its source.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// A failed statement as a [`RepositoryError`]: UNAVAILABLE when worth retrying.
 pub fn query_error(err: tokio_postgres::Error) -> RepositoryError {
     let message = match err.as_db_error() {
         Some(db) => format!("database error: {} ({})", db.message(), db.code().code()),
-        None => format!("database connection failed: {err}"),
+        None => format!("database connection failed: {}", with_causes(&err)),
     };
     if retryable(err.code()) {
         RepositoryError::Unavailable(message)
