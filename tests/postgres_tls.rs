@@ -26,13 +26,21 @@ fn tls_url(schema: &TestSchema, host: &str, params: &str) -> String {
     format!("{url}&{params}")
 }
 
-/// Whether the server has TLS on, and the certificate we expect.
-async fn server_speaks_tls(schema: &TestSchema) -> bool {
+/// A plaintext connection to look at the server with.
+async fn admin(schema: &TestSchema) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
         .await
         .expect("connects");
     tokio::spawn(connection);
-    let row = client
+    client
+}
+
+/// A schema of the test's own on a server that speaks TLS with the
+/// certificate these tests expect.
+async fn tls_schema(test: &str) -> Option<TestSchema> {
+    let schema = TestSchema::create(test).await?;
+    let row = admin(&schema)
+        .await
         .query_one(
             "SELECT current_setting('ssl'), current_setting('ssl_cert_file')",
             &[],
@@ -40,20 +48,18 @@ async fn server_speaks_tls(schema: &TestSchema) -> bool {
         .await
         .expect("reads the settings");
     let (ssl, cert): (String, String) = (row.get(0), row.get(1));
+    assert_eq!(ssl, "on", "the local PostgreSQL has ssl off");
     assert_eq!(
         cert, SERVER_CERT,
         "these tests expect the local server's certificate"
     );
-    ssl == "on"
+    Some(schema)
 }
 
 /// Connections of `application` open now, and how many of them use TLS.
 async fn connections_of(schema: &TestSchema, application: &str) -> (i64, i64) {
-    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+    let row = admin(schema)
         .await
-        .expect("connects");
-    tokio::spawn(connection);
-    let row = client
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE s.ssl) \
              FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
@@ -79,13 +85,9 @@ fn migrate_with_binary(url: &str) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_serves_over_an_encrypted_verified_connection() {
-    let Some(schema) = TestSchema::create("verify_full").await else {
+    let Some(schema) = tls_schema("verify_full").await else {
         return;
     };
-    assert!(
-        server_speaks_tls(&schema).await,
-        "the local PostgreSQL has ssl off"
-    );
     let application = format!("tls-test-{}", uuid::Uuid::new_v4().simple());
     let url = tls_url(
         &schema,
@@ -124,13 +126,9 @@ async fn verify_full_serves_over_an_encrypted_verified_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certificate_is_checked_as_sslmode_says() {
-    let Some(schema) = TestSchema::create("tls_checks").await else {
+    let Some(schema) = tls_schema("tls_checks").await else {
         return;
     };
-    assert!(
-        server_speaks_tls(&schema).await,
-        "the local PostgreSQL has ssl off"
-    );
 
     // verify-full checks the host name: the certificate is for localhost only.
     let (ok, stderr) = migrate_with_binary(&tls_url(

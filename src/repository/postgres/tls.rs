@@ -143,19 +143,25 @@ impl TlsSettings {
             (Mode::Disable, _) => return Ok(None),
             (Mode::Prefer, _) | (Mode::Require, None) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_custom_certificate_verifier(Arc::new(RelaxedVerifier {
+                    provider,
+                    chain: None,
+                }))
                 .with_no_client_auth(),
             (Mode::VerifyFull, Some(roots)) => {
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
             (Mode::Require | Mode::VerifyCa, Some(roots)) => {
-                let verifier =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                let chain =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
                         .map_err(|err| DatabaseError::Url(format!("sslrootcert: {err}")))?;
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
+                    .with_custom_certificate_verifier(Arc::new(RelaxedVerifier {
+                        provider,
+                        chain: Some(chain),
+                    }))
                     .with_no_client_auth()
             }
             // from_url refuses verify modes without sslrootcert.
@@ -186,63 +192,19 @@ fn read_roots(path: &Path) -> Result<RootCertStore, DatabaseError> {
     Ok(roots)
 }
 
-/// `prefer` and `require` without a root certificate: encryption without
-/// knowing who is at the other end, as libpq does. The handshake signatures
-/// are still checked, so the server holds the key of the certificate it sent.
+/// The checks libpq makes below `verify-full`: with no root (`prefer`,
+/// `require`), none on the certificate, so the connection is encrypted
+/// without knowing who is at the other end; with a root (`verify-ca`), the
+/// chain must lead to it, whatever host name the certificate is for. Either
+/// way the handshake signatures are checked, so the server holds the key of
+/// the certificate it sent.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct RelaxedVerifier {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `verify-ca`: the chain must lead to `sslrootcert`, whatever host name the
-/// certificate is for.
-#[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyHostName {
+impl ServerCertVerifier for RelaxedVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -251,10 +213,10 @@ impl ServerCertVerifier for AnyHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -268,7 +230,12 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -277,11 +244,18 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
