@@ -74,7 +74,8 @@ pub struct ServeArgs {
     pub watch_catalog: bool,
 
     /// Serve from PostgreSQL instead of a catalog file
-    /// (postgres://user@host:5432/db?options=-c%20search_path%3Dschema).
+    /// (postgres://user@host:5432/db?options=-c%20search_path%3Dschema; TLS with
+    /// sslmode=require|verify-ca|verify-full and sslrootcert=FILE, as in libpq).
     #[arg(long, env = "IMAGE_SERVICE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
@@ -92,7 +93,7 @@ pub struct ServeArgs {
 
     /// Require `authorization: Bearer <token>` on image calls, with the tokens
     /// (SHA-256 digests), subjects and readable folders listed in this JSON file.
-    /// Without it every caller may read everything (emulator use).
+    /// Without it every caller may read everything (emulator use). Reread on SIGHUP.
     #[arg(long, env = "IMAGE_SERVICE_AUTH_TOKENS", value_name = "FILE")]
     pub auth_tokens: Option<PathBuf>,
 
