@@ -150,19 +150,30 @@ pub struct ServeArgs {
     pub advertise_address: Option<String>,
 
     /// Export each call's span over OTLP/gRPC to this collector (e.g.
-    /// http://otel-collector:4317), in batches. Without it nothing is exported.
+    /// http://otel-collector:4317, or https:// for TLS), in batches. Without it
+    /// nothing is exported.
     #[arg(long, env = "IMAGE_SERVICE_OTLP_ENDPOINT", value_name = "URL", value_parser = parse_otlp_endpoint)]
     pub otlp_endpoint: Option<String>,
+
+    /// PEM file of CA certificates to trust for an https:// --otlp-endpoint,
+    /// besides the public roots built in (a collector with a private CA).
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_OTLP_CA",
+        value_name = "FILE",
+        requires = "otlp_endpoint"
+    )]
+    pub otlp_ca: Option<PathBuf>,
 }
 
-/// An `http://host:port` URL (the exporter speaks plaintext gRPC).
+/// An `http://host:port` (plaintext gRPC) or `https://host:port` (TLS) URL.
 fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
     let uri: http::Uri = text
         .parse()
         .map_err(|err| format!("{text:?} is not a URL: {err}"))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
         return Err(format!(
-            "{text:?}: expected http://HOST:PORT of an OTLP/gRPC collector"
+            "{text:?}: expected http://HOST:PORT or https://HOST:PORT of an OTLP/gRPC collector"
         ));
     }
     Ok(text.to_owned())
@@ -237,6 +248,7 @@ impl Default for ServeArgs {
             tls: TlsArgs::default(),
             advertise_address: None,
             otlp_endpoint: None,
+            otlp_ca: None,
         }
     }
 }
@@ -446,13 +458,14 @@ mod tests {
     }
 
     #[test]
-    fn otlp_endpoint_must_be_an_http_url() {
+    fn otlp_endpoint_must_be_an_http_or_https_url() {
         let parse = |value: &str| {
             Cli::try_parse_from(["image-service", "serve", "--otlp-endpoint", value])
                 .map_err(|err| err.to_string())
         };
         assert!(parse("http://collector:4317").is_ok());
-        for bad in ["collector:4317", "https://collector:4317", "http://"] {
+        assert!(parse("https://collector:4317").is_ok());
+        for bad in ["collector:4317", "grpc://collector:4317", "http://"] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("--otlp-endpoint"), "{bad}: {err}");
         }

@@ -130,7 +130,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     // The span exporter's gRPC client runs on this runtime.
     let telemetry = {
         let _runtime = runtime.enter();
-        match telemetry::init(args.log_format, args.otlp_endpoint.as_deref()) {
+        match telemetry::init(
+            args.log_format,
+            args.otlp_endpoint.as_deref(),
+            args.otlp_ca.as_deref(),
+        ) {
             Ok(telemetry) => telemetry,
             Err(err) => return fail(&err.to_string()),
         }

@@ -2,19 +2,21 @@
 //! and traces: each call's span joins the caller's W3C trace, and with an OTLP
 //! endpoint the spans are exported to a collector in batches.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{Link, SpanId, SpanKind, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SamplingResult, SdkTracerProvider,
     ShouldSample,
 };
+use tonic::transport::{Certificate, ClientTlsConfig};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
@@ -65,10 +67,16 @@ pub fn exporting() -> bool {
 /// Installs the global subscriber: the log lines, and with `otlp_endpoint` the
 /// span export. Must run inside a Tokio runtime when exporting (the gRPC client
 /// lives there). A second call (tests) leaves the first subscriber in place.
-pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
+pub fn init(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    otlp_ca: Option<&Path>,
+) -> Result<Telemetry, TelemetryError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let provider = otlp_endpoint.map(tracer_provider).transpose()?;
+    let provider = otlp_endpoint
+        .map(|endpoint| tracer_provider(endpoint, otlp_ca))
+        .transpose()?;
     let otel = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(SERVICE_NAME))
@@ -107,16 +115,23 @@ pub fn init_stderr() {
 
 /// A batch exporter over OTLP/gRPC: spans are queued and sent from a
 /// background thread, so a call never waits for the collector.
-fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
+fn tracer_provider(endpoint: &str, ca: Option<&Path>) -> Result<SdkTracerProvider, TelemetryError> {
     let fail = |message: String| TelemetryError {
         endpoint: endpoint.to_owned(),
         message,
     };
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .map_err(|err| fail(err.to_string()))?;
+        .with_endpoint(endpoint);
+    if endpoint.starts_with("https://") {
+        exporter = exporter.with_tls_config(collector_tls(ca).map_err(fail)?);
+    } else if let Some(ca) = ca {
+        return Err(fail(format!(
+            "--otlp-ca {} is for an https:// endpoint",
+            ca.display()
+        )));
+    }
+    let exporter = exporter.build().map_err(|err| fail(err.to_string()))?;
     let resource = Resource::builder_empty()
         .with_service_name(SERVICE_NAME)
         .build();
@@ -127,6 +142,24 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
         ))))
         .with_batch_exporter(exporter)
         .build())
+}
+
+/// TLS to the collector: the public roots built in, plus the CA certificates
+/// of `ca` (PEM) when given. The host name is checked.
+fn collector_tls(ca: Option<&Path>) -> Result<ClientTlsConfig, String> {
+    let config = ClientTlsConfig::new().with_webpki_roots();
+    let Some(path) = ca else {
+        return Ok(config);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|err| format!("--otlp-ca {}: cannot read the file: {err}", path.display()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "--otlp-ca {}: no CERTIFICATE block in the PEM file",
+            path.display()
+        ));
+    }
+    Ok(config.ca_certificate(Certificate::from_pem(pem)))
 }
 
 /// Probes and scrapes, which come every few seconds from every kubelet and

@@ -38,12 +38,29 @@ impl TraceService for Receiver {
 }
 
 async fn start_receiver() -> (String, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
+    start_receiver_with(None).await
+}
+
+/// The receiver, over TLS with `identity` (then its URL is
+/// `https://localhost:PORT`).
+async fn start_receiver_with(
+    identity: Option<tonic::transport::Identity>,
+) -> (String, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
     let (sender, received) = mpsc::unbounded_channel();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let mut builder = tonic::transport::Server::builder();
+    let url = match identity {
+        Some(identity) => {
+            let tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+            builder = builder.tls_config(tls).unwrap();
+            format!("https://localhost:{port}")
+        }
+        None => format!("http://127.0.0.1:{port}"),
+    };
     tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(TraceServiceServer::new(Receiver(sender)))
             .serve_with_incoming(incoming),
     );
@@ -227,4 +244,98 @@ fn a_bad_endpoint_is_refused_at_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--otlp-endpoint"), "{stderr}");
+}
+
+/// Starts the binary exporting to `url` (with `extra` flags), makes one Get
+/// and stops it; the names of the spans `received` got.
+async fn export_one_get(
+    url: &str,
+    extra: &[&str],
+    received: &mut mpsc::UnboundedReceiver<ExportTraceServiceRequest>,
+) -> Vec<String> {
+    let mut args = vec!["--otlp-endpoint", url];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    let mut client = ImageServiceClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    client
+        .get(GetImageRequest {
+            image_id: IMAGE_ID.into(),
+        })
+        .await
+        .expect("the gRPC Get succeeds");
+    drop(client);
+    assert!(server.terminate().success());
+    let mut names = Vec::new();
+    while let Ok(request) = received.try_recv() {
+        for resource_spans in request.resource_spans {
+            for scope in resource_spans.scope_spans {
+                names.extend(scope.spans.into_iter().map(|span| span.name));
+            }
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_a_collector_over_tls_with_a_private_ca() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let identity = || {
+        tonic::transport::Identity::from_pem(
+            certified.cert.pem(),
+            certified.signing_key.serialize_pem(),
+        )
+    };
+    let ca = common::write_temp(&certified.cert.pem());
+    let (url, mut received) = start_receiver_with(Some(identity())).await;
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let names = export_one_get(
+        &url,
+        &["--otlp-ca", ca.path().to_str().unwrap()],
+        &mut received,
+    )
+    .await;
+    assert_eq!(names, [GET], "the Get's span arrived over TLS");
+
+    // Without the private CA the collector's certificate is not trusted:
+    // nothing is sent (and the server still serves and exits cleanly).
+    let (url, mut received) = start_receiver_with(Some(identity())).await;
+    let names = export_one_get(&url, &[], &mut received).await;
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn a_bad_otlp_ca_is_refused_at_start() {
+    let refused = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_image-service"))
+            .arg("serve")
+            .args(args)
+            .output()
+            .expect("binary runs");
+        assert!(!out.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = refused(&[
+        "--otlp-endpoint",
+        "https://collector:4317",
+        "--otlp-ca",
+        "/nonexistent/ca.pem",
+    ]);
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    let not_pem = common::write_temp("not a certificate");
+    let stderr = refused(&[
+        "--otlp-endpoint",
+        "https://collector:4317",
+        "--otlp-ca",
+        not_pem.path().to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("no CERTIFICATE"), "{stderr}");
+    let stderr = refused(&[
+        "--otlp-endpoint",
+        "http://collector:4317",
+        "--otlp-ca",
+        not_pem.path().to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("https://"), "{stderr}");
 }
