@@ -151,14 +151,9 @@ fn collector_tls(ca: Option<&Path>) -> Result<ClientTlsConfig, String> {
     let Some(path) = ca else {
         return Ok(config);
     };
-    let pem = std::fs::read(path)
-        .map_err(|err| format!("--otlp-ca {}: cannot read the file: {err}", path.display()))?;
-    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!(
-            "--otlp-ca {}: no CERTIFICATE block in the PEM file",
-            path.display()
-        ));
-    }
+    // Checked here, since tonic only parses it when connecting.
+    let pem = crate::tls::read(path).map_err(|err| format!("--otlp-ca: {err}"))?;
+    crate::tls::parse_certs(path, &pem).map_err(|err| format!("--otlp-ca: {err}"))?;
     Ok(config.ca_certificate(Certificate::from_pem(pem)))
 }
 

@@ -232,31 +232,45 @@ fn client_verifier(
     path: &Path,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(path)? {
-        roots
-            .add(cert)
-            .map_err(|err| file_error(path, format!("not a usable CA certificate: {err}")))?;
-    }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+    WebPkiClientVerifier::builder_with_provider(Arc::new(read_roots(path)?), provider)
         .build()
         .map_err(|err| file_error(path, err))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+/// A file's bytes; an unreadable file is an error naming it.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|err| file_error(path, format!("cannot read: {err}")))
 }
 
-/// Every certificate of a PEM file; none at all is an error.
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+/// Every certificate of `pem`, read from `path`; none at all is an error.
+pub(crate) fn parse_certs(
+    path: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| file_error(path, format!("bad PEM: {err}")))?;
     if certs.is_empty() {
         return Err(file_error(path, "no CERTIFICATE block in the PEM file"));
     }
     Ok(certs)
+}
+
+/// Every certificate of a PEM file; none at all is an error.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    parse_certs(path, &read(path)?)
+}
+
+/// The certificates of a PEM file as trust roots (a client CA, a database's
+/// or a collector's CA).
+pub(crate) fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|err| file_error(path, format!("not a usable CA certificate: {err}")))?;
+    }
+    Ok(roots)
 }
 
 /// The first private key of a PEM file (PKCS#8, PKCS#1 or SEC1).

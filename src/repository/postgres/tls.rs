@@ -17,17 +17,14 @@
 //! An absent `sslmode` is plaintext (libpq would try `prefer`), as before TLS
 //! was supported: a URL that worked keeps connecting the same way.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
-use rustls_pki_types::pem::PemObject;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -136,7 +133,10 @@ impl TlsSettings {
             .with_safe_default_protocol_versions()
             .map_err(|err| DatabaseError::Url(format!("TLS: {err}")))?;
         let roots = match &self.root_cert {
-            Some(path) => Some(read_roots(path)?),
+            Some(path) => Some(
+                crate::tls::read_roots(path)
+                    .map_err(|err| DatabaseError::Url(format!("sslrootcert: {err}")))?,
+            ),
             None => None,
         };
         let config = match (self.mode, roots) {
@@ -173,23 +173,6 @@ impl TlsSettings {
         };
         Ok(Some(MakeRustlsConnect::new(config)))
     }
-}
-
-fn read_roots(path: &Path) -> Result<RootCertStore, DatabaseError> {
-    let fail =
-        |problem: String| DatabaseError::Url(format!("sslrootcert {}: {problem}", path.display()));
-    let pem = std::fs::read(path).map_err(|err| fail(format!("cannot read the file: {err}")))?;
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|err| fail(format!("bad PEM: {err}")))?;
-        roots
-            .add(cert)
-            .map_err(|err| fail(format!("unusable certificate: {err}")))?;
-    }
-    if roots.is_empty() {
-        return Err(fail("no CERTIFICATE block in the PEM file".into()));
-    }
-    Ok(roots)
 }
 
 /// The checks libpq makes below `verify-full`: with no root (`prefer`,
