@@ -37,10 +37,6 @@ impl TokenStore {
         self.current.load()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Rereads the file and puts its tokens in force; on error the tokens in
     /// force stay. Returns how many tokens the file holds.
     pub fn reload(&self) -> Result<usize, TokensFileError> {
