@@ -8,19 +8,28 @@
 //! little early, so the backend's own error ends the call and its connection
 //! is discarded (with the query cancelled), rather than tonic dropping the
 //! call at the same instant with a reply still due on a pooled connection.
+//!
+//! On the gRPC face the layer also answers DEADLINE_EXCEEDED itself when the
+//! deadline passes with no answer (a request body that never arrives, say):
+//! tonic's own timer, just outside our layers, would end the call as CANCELLED,
+//! which a proxy or a client without a timer of its own reports as the wrong
+//! thing. Ours fires a moment before tonic's and tonic polls the call first.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Request;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
+use crate::error::ApiError;
 use crate::grpc::metadata::GRPC_TIMEOUT;
+use crate::grpc::request_context::{RequestId, request_id_of};
+use crate::grpc::status::to_status;
 
 tokio::task_local! {
     static CALL_DEADLINE: Instant;
@@ -28,6 +37,11 @@ tokio::task_local! {
 
 /// How much earlier than the caller's deadline the backend gives up.
 const MARGIN: Duration = Duration::from_millis(10);
+
+/// How much earlier than the caller's deadline the gRPC face answers
+/// DEADLINE_EXCEEDED: tonic's timer started a moment before ours, and timers
+/// fire by the millisecond.
+const ANSWER_MARGIN: Duration = Duration::from_millis(1);
 
 /// Time left before the running call's deadline, if its caller set one.
 pub fn remaining() -> Option<Duration> {
@@ -52,6 +66,15 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     })
+}
+
+/// The `grpc-timeout` of a request, when it has a valid one.
+fn timeout_of<B>(request: &Request<B>) -> Option<Duration> {
+    request
+        .headers()
+        .get(GRPC_TIMEOUT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
 }
 
 /// Runs each call with its `grpc-timeout` deadline visible to [`remaining`].
@@ -84,11 +107,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let timeout = request
-            .headers()
-            .get(GRPC_TIMEOUT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
+        let timeout = timeout_of(&request);
         let future = self.inner.call(request);
         match timeout {
             Some(timeout) => {
@@ -118,6 +137,116 @@ impl<F: Future> Future for WithDeadline<F> {
         match self.project() {
             WithDeadlineProjection::Scoped { future } => future.poll(cx),
             WithDeadlineProjection::Plain { future } => future.poll(cx),
+        }
+    }
+}
+
+/// [`DeadlineLayer`] for the gRPC face: the same deadline for the backend, and
+/// DEADLINE_EXCEEDED as the answer once it has passed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcDeadlineLayer;
+
+impl<S> Layer<S> for GrpcDeadlineLayer {
+    type Service = GrpcDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcDeadline { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GrpcDeadline<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for GrpcDeadline<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = AnswerByDeadline<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(timeout) = timeout_of(&request) else {
+            return AnswerByDeadline::Plain {
+                future: self.inner.call(request),
+            };
+        };
+        let now = Instant::now();
+        let request_id = request_id_of(request.extensions()).cloned();
+        AnswerByDeadline::Raced {
+            future: CALL_DEADLINE.scope(
+                now + timeout.saturating_sub(MARGIN),
+                self.inner.call(request),
+            ),
+            expiry: tokio::time::sleep_until(now + timeout.saturating_sub(ANSWER_MARGIN)),
+            expired: Some(Expired {
+                timeout,
+                request_id,
+            }),
+        }
+    }
+}
+
+/// What the answer to a call whose deadline passed is made of, made only then.
+#[derive(Debug)]
+pub struct Expired {
+    timeout: Duration,
+    request_id: Option<RequestId>,
+}
+
+impl Expired {
+    fn answer(self) -> Response<tonic::body::Body> {
+        let timeout = self.timeout;
+        let err = ApiError::DeadlineExceeded(format!(
+            "the call's deadline (grpc-timeout {timeout:?}) passed before it was answered"
+        ));
+        to_status(err, self.request_id.as_ref()).into_http()
+    }
+}
+
+pin_project! {
+    /// A gRPC call's future, raced against its deadline when it has one.
+    #[project = AnswerByDeadlineProjection]
+    pub enum AnswerByDeadline<F: Future> {
+        Raced {
+            #[pin] future: TaskLocalFuture<Instant, F>,
+            #[pin] expiry: Sleep,
+            expired: Option<Expired>,
+        },
+        Plain { #[pin] future: F },
+    }
+}
+
+impl<F, E> Future for AnswerByDeadline<F>
+where
+    F: Future<Output = Result<Response<tonic::body::Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnswerByDeadlineProjection::Raced {
+                future,
+                expiry,
+                expired,
+            } => {
+                if let Poll::Ready(answer) = future.poll(cx) {
+                    return Poll::Ready(answer);
+                }
+                std::task::ready!(expiry.poll(cx));
+                match expired.take() {
+                    Some(expired) => Poll::Ready(Ok(expired.answer())),
+                    // Polled again after answering: never ready again.
+                    None => Poll::Pending,
+                }
+            }
+            AnswerByDeadlineProjection::Plain { future } => future.poll(cx),
         }
     }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The caller is known but may not read that folder.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller's deadline (`grpc-timeout`) passed before the answer was ready.
+    #[error("{0}")]
+    DeadlineExceeded(String),
 }
 
 impl ApiError {
@@ -81,6 +84,7 @@ impl From<RepositoryError> for ApiError {
             RepositoryError::Internal(reason) => {
                 Self::Internal(format!("image catalog backend failed: {reason}"))
             }
+            RepositoryError::DeadlineExceeded(reason) => Self::DeadlineExceeded(reason),
         }
     }
 }

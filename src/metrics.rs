@@ -55,25 +55,27 @@ struct ApiLabels {
     api: &'static str,
 }
 
-/// The names of google.rpc.Code values, as grpc_code labels carry them.
+/// The grpc_code label values, spelled as grpc-go's `codes.Code.String()`
+/// spells them (go-grpc-prometheus labels by it, and so do the dashboards and
+/// alerts written for it): `NotFound`, not `NOT_FOUND`; `Canceled`, one l.
 const CODE_NAMES: [&str; 17] = [
     "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
 ];
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
@@ -353,6 +355,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn code_labels_are_spelled_as_grpc_go_spells_them() {
+        // tonic's Debug names are grpc-go's, except that Go writes "OK" and "Canceled".
+        for (number, name) in CODE_NAMES.iter().enumerate() {
+            let go_name = match format!("{:?}", tonic::Code::from(number as i32)).as_str() {
+                "Ok" => "OK".to_owned(),
+                "Cancelled" => "Canceled".to_owned(),
+                other => other.to_owned(),
+            };
+            assert_eq!(*name, go_name, "code {number}");
+        }
+    }
+
+    #[test]
     fn counts_known_and_other_methods_by_code() {
         let pool = crate::proto::descriptor_pool().unwrap();
         let metrics = Metrics::new(
@@ -367,7 +382,7 @@ mod tests {
         metrics.call_finished("/grpc.health.v1.Health/Check", 0, Duration::from_micros(50));
         let text = metrics.render();
         assert!(text.contains(r#"grpc_server_started_total{grpc_type="unary",grpc_service="yandex.cloud.compute.v1.ImageService",grpc_method="Get"} 1"#), "{text}");
-        assert!(text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="yandex.cloud.compute.v1.ImageService",grpc_method="Get",grpc_code="NOT_FOUND"} 1"#), "{text}");
+        assert!(text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="yandex.cloud.compute.v1.ImageService",grpc_method="Get",grpc_code="NotFound"} 1"#), "{text}");
         assert!(
             text.contains(r#"grpc_method="Check",grpc_code="OK"} 1"#),
             "{text}"

@@ -27,10 +27,11 @@ use crate::backend_health::BackendHealth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::catalog_reload::{self, CatalogReloader, ReloadTasks};
 use crate::config::ServeArgs;
-use crate::deadline::DeadlineLayer;
+use crate::deadline::{DeadlineLayer, GrpcDeadlineLayer};
 use crate::grpc::compute::ComputeImages;
 use crate::grpc::container_registry::ContainerRegistryImages;
 use crate::grpc::endpoint::ApiEndpoints;
+use crate::grpc::error_headers::HeadersBeforeErrorLayer;
 use crate::grpc::request_context::{RequestContext, RequestContextLayer};
 use crate::idle::{IdleIncoming, IdleTrackLayer};
 use crate::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
@@ -335,8 +336,12 @@ impl Application {
             .http2_keepalive_interval(Some(self.limits.http2_keepalive))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .layer(IdleTrackLayer::default())
-            .layer(DeadlineLayer)
+            // Outside the request context, which stamps the ids this moves.
+            .layer(HeadersBeforeErrorLayer)
             .layer(self.context)
+            // Inside the request context: a deadline answer is logged, counted
+            // and carries the request id like any other.
+            .layer(GrpcDeadlineLayer)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
             .layer(OversizeStatusLayer::new(self.limits.max_request_size))
             .add_routes(self.routes);

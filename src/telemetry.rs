@@ -236,10 +236,10 @@ fn caller_context(headers: &HeaderMap) -> Context {
 /// `parent_span_id`, `otel.name` and `otel.kind` fields) a child of the
 /// caller's trace from `traceparent`/`tracestate`, or the root of a new trace,
 /// and records the ids so every log line of the call carries them. A disabled
-/// span costs nothing here.
-pub fn join_caller_trace(span: &Span, headers: &HeaderMap, name: &str) {
+/// span costs nothing here. Returns the call's trace id (none for a disabled span).
+pub fn join_caller_trace(span: &Span, headers: &HeaderMap, name: &str) -> Option<TraceId> {
     if span.is_disabled() {
-        return;
+        return None;
     }
     let caller = caller_context(headers);
     let parent = caller.span().span_context().clone();
@@ -266,6 +266,29 @@ pub fn join_caller_trace(span: &Span, headers: &HeaderMap, name: &str) {
         span_id,
         parent.is_valid().then(|| parent.span_id()),
     );
+    Some(trace_id)
+}
+
+/// The trace id a failed call reports in `x-server-trace-id`: the one its span
+/// got, else the caller's from `traceparent`, else a new one. Worked out only
+/// when a call fails, so that a call whose span is off pays nothing for it.
+pub fn trace_id_of_failed_call(
+    known: Option<TraceId>,
+    traceparent: Option<&http::HeaderValue>,
+) -> TraceId {
+    if let Some(trace_id) = known {
+        return trace_id;
+    }
+    if let Some(value) = traceparent {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", value.clone());
+        let caller = caller_context(&headers);
+        let ids = caller.span().span_context().clone();
+        if ids.is_valid() {
+            return ids.trace_id();
+        }
+    }
+    RandomIdGenerator::default().new_trace_id()
 }
 
 /// Renames the exported span of `span` (already started, so `otel.name` no longer applies).

@@ -76,11 +76,27 @@ fn unknown_field_in_an_entry() {
 fn wrong_type() {
     serve_fails_with(
         r#"{"containerRegistryImages": [{"id": "crp1"}, {"id": "crp2", "compressedSize": "many"}]}"#,
-        &[r#"containerRegistryImages[1] (id "crp2")"#],
+        &[r#"containerRegistryImages[1] (id "crp2"): compressedSize: "#],
     );
     serve_fails_with(
         r#"{"computeImages": [{"id": "fd8a", "name": "a", "status": "SHINY"}]}"#,
         &[r#"computeImages[0] (id "fd8a")"#, "SHINY"],
+    );
+}
+
+#[test]
+fn a_type_error_names_the_field() {
+    serve_fails_with(
+        r#"{"computeImages": [{"id": "fd8a", "name": "a", "storageSize": {"a": 1}}]}"#,
+        &[r#"computeImages[0] (id "fd8a"): storageSize: invalid type: map"#],
+    );
+    serve_fails_with(
+        r#"{"computeImages": [{"id": "fd8a", "name": "a", "os": {"type": 1.5}}]}"#,
+        &[r#"computeImages[0] (id "fd8a"): os.type: invalid type: floating point"#],
+    );
+    serve_fails_with(
+        r#"{"containerRegistryImages": [{"id": "crp1", "layers": [{"size": "1"}, {"size": []}]}]}"#,
+        &[r#"containerRegistryImages[0] (id "crp1"): layers[1].size: invalid type: sequence"#],
     );
 }
 

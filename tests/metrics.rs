@@ -42,8 +42,8 @@ async fn counts_calls_of_both_faces_by_method_and_code() {
     for line in [
         format!("grpc_server_started_total{{{GET}}} 4"),
         format!(r#"grpc_server_handled_total{{{GET},grpc_code="OK"}} 2"#),
-        format!(r#"grpc_server_handled_total{{{GET},grpc_code="NOT_FOUND"}} 1"#),
-        format!(r#"grpc_server_handled_total{{{GET},grpc_code="INVALID_ARGUMENT"}} 1"#),
+        format!(r#"grpc_server_handled_total{{{GET},grpc_code="NotFound"}} 1"#),
+        format!(r#"grpc_server_handled_total{{{GET},grpc_code="InvalidArgument"}} 1"#),
         format!("grpc_server_handling_seconds_count{{{GET}}} 4"),
         format!(
             r#"image_service_catalog_images{{api="compute"}} {}"#,

@@ -476,16 +476,22 @@ fn parse_entry<T: Message + Default + DeserializeOwned>(
     }
 }
 
-/// The descriptor-driven reading of [`parse_entry`].
+/// The descriptor-driven reading of [`parse_entry`]. Its errors start with
+/// the path of the field they are in (`os.type: ...`, `labels.env: ...`,
+/// `productIds[1]: ...`), tracked only here, off the fast path.
 fn parse_entry_by_descriptor<T: Message + Default>(
     json: &str,
     descriptor: &MessageDescriptor,
     scratch: &mut Vec<u8>,
 ) -> Result<T, String> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    let message = DynamicMessage::deserialize(descriptor.clone(), &mut deserializer)
-        .map_err(|err| err.to_string())?;
-    deserializer.end().map_err(|err| err.to_string())?;
+    let mut track = serde_path_to_error::Track::new();
+    let message = DynamicMessage::deserialize(
+        descriptor.clone(),
+        serde_path_to_error::Deserializer::new(&mut deserializer, &mut track),
+    )
+    .map_err(|err| with_field_path(&track.path(), &err))?;
+    deserializer.end().map_err(|err| without_position(&err))?;
     // What `transcode_to` does, less a pass: its `encode_to_vec` first walks
     // the whole message to size a new buffer. A Vec grows as needed, so
     // `encode_raw` can't run out of room.
@@ -493,6 +499,26 @@ fn parse_entry_by_descriptor<T: Message + Default>(
     message.encode_raw(scratch);
     T::decode(scratch.as_slice())
         .map_err(|err| format!("cannot convert to {}: {err}", descriptor.full_name()))
+}
+
+/// `path: problem`, or just the problem when it is about the entry as a whole.
+fn with_field_path(path: &serde_path_to_error::Path, err: &serde_json::Error) -> String {
+    let problem = without_position(err);
+    if path.iter().next().is_none() {
+        return problem;
+    }
+    format!("{path}: {problem}")
+}
+
+/// serde_json's message without its `at line L column C`: the position is in
+/// the entry's own text, not in the file, so it would only mislead.
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    match text.strip_suffix(&suffix) {
+        Some(problem) => problem.to_owned(),
+        None => text,
+    }
 }
 
 /// The `id` of an entry that failed to parse, if it has a readable one, to make
@@ -717,9 +743,142 @@ mod tests {
             assert!(generated_parse::<compute::Image>(json).is_err(), "{json}");
             let theirs = reference_parse::<compute::Image>("yandex.cloud.compute.v1.Image", json)
                 .unwrap_err();
-            let ours = parse_entry::<compute::Image>(json, &descriptor, &mut Vec::new());
-            assert_eq!(ours, Err(theirs), "{json}");
+            // prost-reflect's verdict and problem, after the path of the field.
+            let ours =
+                parse_entry::<compute::Image>(json, &descriptor, &mut Vec::new()).unwrap_err();
+            let problem = theirs
+                .rsplit_once(" at line ")
+                .map_or(theirs.as_str(), |(p, _)| p);
+            assert!(ours.ends_with(problem), "{json}: {ours} / {theirs}");
         }
+    }
+
+    #[test]
+    fn every_kind_of_type_error_names_file_entry_and_field() {
+        let cases = [
+            // (list, entry, expected problem)
+            (
+                "computeImages",
+                r#"{"id": "x", "storageSize": {"a": 1}}"#,
+                "storageSize: invalid type: map, expected a 64-bit signed integer or decimal string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "size": "many"}"#,
+                "size: invalid digit found in string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "minDiskSize": true}"#,
+                "minDiskSize: invalid type: boolean `true`, expected a 64-bit signed integer or decimal string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "name": 5}"#,
+                "name: invalid type: integer `5`, expected a string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "pooled": "yes"}"#,
+                "pooled: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "status": "SHINY"}"#,
+                "status: unrecognized enum value 'SHINY'",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "createdAt": "yesterday"}"#,
+                "createdAt: invalid rfc3339 timestamp: invalid date",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "labels": {"a": 1}}"#,
+                "labels.a: invalid type: integer `1`, expected a string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "labels": ["a"]}"#,
+                "labels: invalid type: sequence, expected a map",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "productIds": ["a", 2]}"#,
+                "productIds[1]: invalid type: integer `2`, expected a string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "productIds": "a"}"#,
+                "productIds: invalid type: string \"a\", expected a list",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "os": "linux"}"#,
+                "os: invalid type: string \"linux\", expected a map",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "os": {"type": "PLAN9"}}"#,
+                "os.type: unrecognized enum value 'PLAN9'",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "hardwareGeneration": {"legacyFeatures": {"pciTopology": 9.5}}}"#,
+                "hardwareGeneration.legacyFeatures.pciTopology: invalid type: floating point `9.5`, expected a string or integer",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "kmsKey": {"keyId": []}}"#,
+                "kmsKey.keyId: invalid type: sequence, expected a string",
+            ),
+            (
+                "computeImages",
+                r#"{"id": "x", "colour": "blue"}"#,
+                "unrecognized field name 'colour'",
+            ),
+            (
+                "containerRegistryImages",
+                r#"{"id": "x", "layers": [{"id": "b", "size": "big"}]}"#,
+                "layers[0].size: invalid digit found in string",
+            ),
+            (
+                "containerRegistryImages",
+                r#"{"id": "x", "config": {"urls": [1]}}"#,
+                "config.urls[0]: invalid type: integer `1`, expected a string",
+            ),
+            (
+                "containerRegistryImages",
+                r#"{"id": "x", "tags": {"v": 1}}"#,
+                "tags: invalid type: map, expected a list",
+            ),
+            (
+                "containerRegistries",
+                r#"{"id": "x", "folderId": "f", "labels": {"k": false}}"#,
+                "labels.k: invalid type: boolean `false`, expected a string",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (list, entry, problem) in cases {
+            let json = format!(r#"{{"{list}": [{entry}]}}"#);
+            let err = Catalog::from_json("c.json", &json).unwrap_err().to_string();
+            let want = format!(r#"catalog c.json: {list}[0] (id "x"): {problem}"#);
+            if err != want {
+                wrong.push(format!("{entry}\n   got: {err}\n  want: {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        // An entry that isn't an object, and an id of the wrong type: no field inside to name.
+        let err = Catalog::from_json("c.json", r#"{"computeImages": [[1]]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "catalog c.json: computeImages[0]: invalid type: sequence, expected a map"
+        );
+        let err = Catalog::from_json("c.json", r#"{"computeImages": [{"id": 7}]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "catalog c.json: computeImages[0]: id: invalid type: integer `7`, expected a string"
+        );
     }
 
     #[test]

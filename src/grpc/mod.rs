@@ -7,6 +7,7 @@ pub mod container_registry;
 mod encoded_get;
 mod encoded_list;
 pub mod endpoint;
+pub mod error_headers;
 pub mod metadata;
 pub mod request_context;
 pub mod status;

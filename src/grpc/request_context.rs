@@ -10,6 +10,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Request, Response};
+use opentelemetry::trace::TraceId;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::{Level, Span, field};
@@ -18,6 +19,10 @@ use crate::grpc::metadata::GRPC_STATUS;
 use crate::metrics::Metrics;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Sent on failed calls (as the real API does), so a support ticket can quote
+/// the trace id beside the request id; the official SDKs read both.
+pub const SERVER_TRACE_ID_HEADER: &str = "x-server-trace-id";
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
 
 /// Longest incoming request id we keep; longer ones are replaced, not trusted.
@@ -177,7 +182,13 @@ where
         } else {
             call_span!(Level::DEBUG, request, request_id)
         };
-        crate::telemetry::join_caller_trace(&span, request.headers(), request.uri().path());
+        let trace_id =
+            crate::telemetry::join_caller_trace(&span, request.headers(), request.uri().path());
+        // Kept for a failure's x-server-trace-id: a clone shares the header's bytes.
+        let traceparent = match trace_id {
+            Some(_) => None,
+            None => request.headers().get(TRACEPARENT).cloned(),
+        };
         request.extensions_mut().insert(request_id.clone());
         let metered = self.metrics.as_ref().map(|metrics| {
             metrics.call_started(request.uri().path());
@@ -194,6 +205,8 @@ where
             started: Instant::now(),
             level,
             metered,
+            trace_id,
+            traceparent,
         }
     }
 }
@@ -207,6 +220,8 @@ pin_project! {
         started: Instant,
         level: Level,
         metered: Option<(Arc<Metrics>, http::Uri)>,
+        trace_id: Option<TraceId>,
+        traceparent: Option<HeaderValue>,
     }
 }
 
@@ -241,6 +256,16 @@ where
             let mut request_id = this.request_id.header_value().clone();
             request_id.set_sensitive(true);
             response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+            if code != 0 {
+                let trace_id = crate::telemetry::trace_id_of_failed_call(
+                    *this.trace_id,
+                    this.traceparent.as_ref(),
+                );
+                // Displayed as W3C writes it: 32 lowercase hex digits.
+                if let Ok(value) = HeaderValue::from_str(&trace_id.to_string()) {
+                    response.headers_mut().insert(SERVER_TRACE_ID_HEADER, value);
+                }
+            }
             this.span.record("code", code);
             if let Some((metrics, uri)) = this.metered.take() {
                 metrics.call_finished(uri.path(), code, this.started.elapsed());

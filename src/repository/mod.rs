@@ -31,6 +31,9 @@ pub enum RepositoryError {
     /// Broken data or a bug; retrying won't help.
     #[error("internal: {0}")]
     Internal(String),
+    /// The running call's deadline (`grpc-timeout`) passed before the backend answered.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
 }
 
 /// Why a List could not answer.

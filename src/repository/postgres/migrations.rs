@@ -1,15 +1,24 @@
 //! The schema, as numbered migrations built into the binary.
 //!
 //! `schema_migrations` records each version applied. Migrating holds a
-//! session advisory lock, so replicas starting together apply each migration
+//! session advisory lock from before anything is created (the bookkeeping
+//! table included: two concurrent `CREATE TABLE IF NOT EXISTS` can still
+//! collide in the catalog), so replicas starting together apply each migration
 //! once: the others wait, then find it recorded. Each migration and its record
-//! commit in one transaction.
+//! commit in one transaction. The lock is per schema, so deployments that share
+//! a database but not a schema don't wait for each other.
 
 use super::pool::{Database, query_error};
 use crate::repository::RepositoryError;
 
-/// The advisory lock key migrations hold ("imgsvc" in ASCII).
-const LOCK_KEY: i64 = 0x696d_6773_7663;
+/// The first key of the advisory lock migrations hold ("imgs" in ASCII); the
+/// second is a hash of the schema migrated.
+const LOCK_KEY: i32 = 0x696d_6773;
+
+/// Takes the lock. `coalesce`: `current_schema()` is NULL when no schema on the
+/// search path exists yet, and the lock functions do nothing on a NULL key.
+const LOCK_SQL: &str = "SELECT pg_advisory_lock($1, hashtext(coalesce(current_schema(), '')))";
+const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))";
 
 /// One schema change: its version (ascending, never reused) and its SQL.
 pub struct Migration {
@@ -65,22 +74,13 @@ CREATE INDEX container_registries_folder ON container_registries (folder_id, id)
 pub async fn migrate(database: &Database) -> Result<usize, RepositoryError> {
     let mut client = database.connection().await?;
     client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (\
-                 version BIGINT PRIMARY KEY, \
-                 name TEXT NOT NULL, \
-                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .await
-        .map_err(query_error)?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .execute(LOCK_SQL, &[&LOCK_KEY])
         .await
         .map_err(query_error)?;
     let applied = apply_pending(&mut client).await;
     // Released even when a migration failed; a lost connection releases it too.
     let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .execute(UNLOCK_SQL, &[&LOCK_KEY])
         .await
         .map_err(query_error);
     let applied = applied?;
@@ -119,6 +119,15 @@ pub async fn check_schema(database: &Database) -> Result<(), RepositoryError> {
 }
 
 async fn apply_pending(client: &mut deadpool_postgres::Object) -> Result<usize, RepositoryError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+                 version BIGINT PRIMARY KEY, \
+                 name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(query_error)?;
     let rows = client
         .query("SELECT version FROM schema_migrations", &[])
         .await

@@ -173,7 +173,7 @@ impl Database {
                 Ok(waited) => waited,
                 Err(_) => {
                     self.count(ErrorKind::Timeout);
-                    return Err(RepositoryError::Unavailable(
+                    return Err(RepositoryError::DeadlineExceeded(
                         "the call's deadline (grpc-timeout) passed while waiting for a database connection".into(),
                     ));
                 }
@@ -312,13 +312,15 @@ impl Database {
                     let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
                 });
                 drop(Object::take(client));
-                Err(RepositoryError::Unavailable(if call {
-                    format!(
+                Err(if call {
+                    RepositoryError::DeadlineExceeded(format!(
                         "the call's deadline (grpc-timeout) passed after {limit:?}, before the database answered"
-                    )
+                    ))
                 } else {
-                    format!("the database did not answer within {limit:?}")
-                }))
+                    RepositoryError::Unavailable(format!(
+                        "the database did not answer within {limit:?}"
+                    ))
+                })
             }
         }
     }
