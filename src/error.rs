@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use crate::repository::{ListError, RepositoryError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -57,34 +56,5 @@ impl ApiError {
         Self::NotFound(format!(
             "Image family {family} not found in folder {folder}"
         ))
-    }
-}
-
-impl From<ListError> for ApiError {
-    fn from(err: ListError) -> Self {
-        match err {
-            ListError::CursorNotFound(id) => Self::invalid_argument(
-                "page_token",
-                format!(
-                    "the image {id} that the page token continues after no longer exists; \
-                     list again without page_token"
-                ),
-            ),
-            ListError::Backend(err) => err.into(),
-        }
-    }
-}
-
-impl From<RepositoryError> for ApiError {
-    fn from(err: RepositoryError) -> Self {
-        match err {
-            RepositoryError::Unavailable(reason) => {
-                Self::Unavailable(format!("image catalog backend is unavailable: {reason}"))
-            }
-            RepositoryError::Internal(reason) => {
-                Self::Internal(format!("image catalog backend failed: {reason}"))
-            }
-            RepositoryError::DeadlineExceeded(reason) => Self::DeadlineExceeded(reason),
-        }
     }
 }

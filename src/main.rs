@@ -3,15 +3,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use image_service::auth::TokenDigest;
-use image_service::catalog::Catalog;
-use image_service::config::{
+use image_service::transport::auth::TokenDigest;
+use image_service::store::catalog::Catalog;
+use image_service::cli::args::{
     CheckCatalogArgs, Cli, Command, ExportArgs, ImportArgs, MigrateArgs, ServeArgs,
 };
 use image_service::domain::container::registry_of;
-use image_service::repository::postgres::{self, Database, ImportMode};
-use image_service::startup::{Application, StartupError};
-use image_service::telemetry;
+use image_service::store::postgres::{self, Database, ImportMode};
+use image_service::app::{Application, StartupError};
+use image_service::ops::telemetry;
 
 fn main() -> ExitCode {
     match Cli::parse().command {

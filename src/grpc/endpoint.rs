@@ -3,8 +3,9 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{request_id, status};
 use crate::error::ApiError;
+use crate::transport::request_context::request_id_of;
+use crate::transport::status;
 use crate::proto::endpoint::api_endpoint_service_server::{
     ApiEndpointService, ApiEndpointServiceServer,
 };
@@ -46,7 +47,7 @@ impl ApiEndpointService for ApiEndpoints {
         &self,
         request: Request<GetApiEndpointRequest>,
     ) -> Result<Response<ApiEndpoint>, Status> {
-        let request_id = request_id(&request);
+        let request_id = request_id_of(request.extensions()).cloned();
         let id = request.into_inner().api_endpoint_id;
         if id.is_empty() {
             let err = ApiError::invalid_argument("api_endpoint_id", "must not be empty");

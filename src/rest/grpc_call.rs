@@ -10,11 +10,19 @@ use http_body_util::{BodyExt, Full};
 use tonic::service::Routes;
 use tower::ServiceExt;
 
-use crate::auth::AuthLayer;
-use crate::grpc::DirectGet;
-use crate::grpc::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
-use crate::grpc::request_context::{RequestId, record_grpc_method};
-use crate::metrics::Metrics;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use prost::Message;
+
+use crate::domain::access::Caller;
+use crate::error::ApiError;
+use crate::transport::auth::AuthLayer;
+use crate::transport::status::to_status;
+use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
+use crate::transport::request_context::{RequestId, record_grpc_method};
+use crate::ops::metrics::Metrics;
 
 /// Request headers a REST caller may send that mean the same to the gRPC call.
 /// Made once: looking a header up by `&str` would parse each name per call.
@@ -65,6 +73,38 @@ async fn metered(grpc_path: &str, metrics: &Metrics, call: impl Future<Output = 
     reply
 }
 
+/// An API's Get as the gateway calls it: the encoded request in, the stored
+/// image out, through the service function the gRPC Get calls.
+#[derive(Clone)]
+pub struct DirectGet {
+    call: DirectCall,
+}
+
+type DirectCall = Arc<
+    dyn Fn(Option<Arc<Caller>>, &[u8]) -> Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+impl DirectGet {
+    /// `get` answers a decoded request of type `Req` (that API's `GetImageRequest`).
+    pub fn new<Req, F, Fut>(get: F) -> Self
+    where
+        Req: Message + Default + 'static,
+        F: Fn(Option<Arc<Caller>>, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, ApiError>> + Send + 'static,
+    {
+        let call: DirectCall = Arc::new(move |caller, payload| match Req::decode(payload) {
+            Ok(request) => Box::pin(get(caller, request)),
+            Err(err) => Box::pin(std::future::ready(Err(ApiError::invalid_argument(
+                "body",
+                format!("not a GetImageRequest: {err}"),
+            )))),
+        });
+        Self { call }
+    }
+}
+
 /// The image Gets the gateway calls directly (the hot path), rather than
 /// through the tonic routes, with the authentication step of those routes.
 pub struct DirectGets {
@@ -112,7 +152,9 @@ impl DirectGets {
             Some(auth) => auth.authenticate(incoming, Some(request_id)).map(Some),
         };
         let result = match caller {
-            Ok(caller) => get.call(Some(request_id.clone()), caller, payload).await,
+            Ok(caller) => (get.call)(caller, payload)
+                .await
+                .map_err(|err| to_status(err, Some(request_id))),
             Err(status) => Err(status),
         };
         match result {

@@ -2,14 +2,13 @@
 //! rules, and each call is transcoded into an in-process gRPC call on the same
 //! tonic routes the gRPC listener serves. The two image Gets, the hot path,
 //! skip the gRPC framing and routing: they call the Get the routes hold
-//! ([`crate::grpc::DirectGet`]) after the routes' authentication step. No
+//! ([`DirectGet`]) after the routes' authentication step. No
 //! second copy of any call's logic.
 
 mod grpc_call;
 mod json;
 mod request;
 mod routes;
-pub mod server;
 mod template;
 mod wire_json;
 
@@ -26,15 +25,15 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use tonic::service::Routes;
 
-pub use grpc_call::DirectGets;
+pub use grpc_call::{DirectGet, DirectGets};
 pub use json::http_status;
 pub use routes::{RouteError, RouteTable};
 
 use crate::error::ApiError;
-use crate::grpc::request_context::{GrpcCode, RequestId, request_id_of};
-use crate::grpc::status::to_status;
-use crate::limits::InFlight;
-use crate::metrics::Metrics;
+use crate::transport::request_context::{GrpcCode, RequestId, request_id_of};
+use crate::transport::status::to_status;
+use crate::transport::limits::InFlight;
+use crate::ops::metrics::Metrics;
 use routes::NoRoute;
 
 /// Longest request URI accepted (414 beyond).

@@ -1,0 +1,518 @@
+//! Builds the server from settings: loads the catalog, binds both listeners,
+//! wires the services with health and reflection, and runs until told to stop.
+//!
+//! One set of tonic routes serves both faces: the gRPC listener directly, the
+//! REST gateway through in-process calls (its two Gets, the hot path, call the
+//! same Get objects directly, after the same authentication step). The
+//! request-context layer wraps each face once.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{oneshot, watch};
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::Layer;
+
+use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
+use crate::ops::backend_health::BackendHealth;
+use crate::store::catalog::{Catalog, CatalogError};
+use reload::{CatalogReloader, ReloadTasks};
+use crate::cli::args::ServeArgs;
+use crate::transport::deadline::{DeadlineLayer, GrpcDeadlineLayer};
+use crate::domain::access::Caller;
+use crate::grpc;
+use crate::service::{ComputeImages, ContainerImages};
+use crate::grpc::endpoint::ApiEndpoints;
+use crate::transport::error_headers::HeadersBeforeErrorLayer;
+use crate::transport::request_context::{RequestContext, RequestContextLayer};
+use crate::transport::idle::{IdleIncoming, IdleTrackLayer};
+use crate::transport::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
+use crate::ops::metrics::Metrics;
+use crate::proto;
+use crate::store::postgres::{self, Database, DatabaseError};
+use crate::store::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
+use crate::rest::{DirectGet, DirectGets, GatewayError, RestGateway};
+use crate::transport::tls::{Face, Tls, TlsError, TlsFiles};
+
+pub mod reload;
+
+/// The gRPC services this server implements, by full name (health reports each).
+pub const SERVED_SERVICES: [&str; 2] = [
+    proto::COMPUTE_IMAGE_SERVICE,
+    proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+];
+
+/// Every service of ours on both faces (REST routes, metrics, readiness):
+/// the image services plus endpoint discovery, which needs no backend.
+pub const PUBLIC_SERVICES: [&str; 3] = [
+    proto::COMPUTE_IMAGE_SERVICE,
+    proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+    proto::API_ENDPOINT_SERVICE,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("database: {0}")]
+    Repository(#[from] RepositoryError),
+    #[error(transparent)]
+    AuthTokens(#[from] TokensFileError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("built-in descriptors are broken: {0}")]
+    Descriptors(String),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A server whose listeners are bound and whose services are ready; `run_until` serves.
+pub struct Application {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    routes: Routes,
+    rest: RequestContext<RestGateway>,
+    context: RequestContextLayer,
+    health: HealthReporter,
+    shutdown_delay: Duration,
+    drain_timeout: Duration,
+    limits: GrpcLimits,
+    metrics: Arc<Metrics>,
+    /// Watches the database, when served from one; stops with the server.
+    backend_health: Option<BackendHealth>,
+    /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
+    catalog_reload: Option<ReloadTasks>,
+    /// Rereads the --auth-tokens file on SIGHUP; stops with the server.
+    tokens_reload: Option<ReloadTasks>,
+    tls: Option<TlsReload>,
+}
+
+/// TLS in force on both listeners, and the SIGHUP stream that rereads its
+/// files. The stream is registered at build, before anything is served, so a
+/// SIGHUP can never take the default action of ending the process.
+struct TlsReload {
+    tls: Tls,
+    hangup: Signal,
+}
+
+/// Connection and load limits of the gRPC listener.
+struct GrpcLimits {
+    in_flight: Arc<InFlight>,
+    grpc_max_streams: u32,
+    http2_keepalive: Duration,
+    max_request_size: usize,
+    /// Both listeners: `None` keeps idle connections open.
+    idle_timeout: Option<Duration>,
+}
+
+/// A keepalive PING unanswered this long drops the connection.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive on accepted connections, so dead peers are noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+impl Application {
+    /// Loads the catalog named in `settings` (or the demo catalog), or connects
+    /// to the database named there, and builds the server on it.
+    pub async fn build(settings: &ServeArgs) -> Result<Self, StartupError> {
+        if let Some(url) = &settings.database_url {
+            let database = Database::connect(url, &settings.pool)?;
+            database
+                .wait_until_reachable(settings.database_startup_timeout)
+                .await?;
+            if settings.no_migrate {
+                postgres::check_schema(&database).await?;
+                tracing::info!("database schema up to date (--no-migrate: checked only)");
+            } else {
+                let applied = postgres::migrate(&database).await?;
+                tracing::info!(applied, "database schema up to date");
+            }
+            let mut app = Self::build_with_database(settings, database).await?;
+            // --- catalog reload: not applicable to a database ---
+            tracing::info!("serving from the database: SIGHUP does not reload anything");
+            app.catalog_reload = Some(
+                reload::ignore_hangup("the catalog is served from the database")
+                    .map_err(StartupError::Signals)?,
+            );
+            return Ok(app);
+        }
+        let catalog = match &settings.catalog {
+            Some(path) => Catalog::from_file(path)?,
+            None => Catalog::demo()?,
+        };
+        let source = settings.catalog.as_ref().map_or_else(
+            || "built-in demo catalog".to_owned(),
+            |p| p.display().to_string(),
+        );
+        tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
+        let sizes = (catalog.compute_images.len(), catalog.container_images.len());
+        let memory = Arc::new(SwappableRepository::new(MemoryRepository::new(catalog)));
+        let repositories = Repositories::swappable(memory.clone());
+        let mut app = Self::build_with_repositories(settings, repositories).await?;
+        app.metrics.set_catalog_size(sizes.0, sizes.1);
+        // --- catalog reload: handlers registered before anything is served ---
+        let tasks = match &settings.catalog {
+            Some(path) => {
+                app.metrics.set_catalog_loaded_now();
+                let reloader = CatalogReloader::new(path.clone(), memory, app.metrics.clone());
+                reload::spawn(Arc::new(reloader), settings.watch_catalog)
+            }
+            None => reload::ignore_hangup("the built-in demo catalog is served"),
+        };
+        app.catalog_reload = Some(tasks.map_err(StartupError::Signals)?);
+        Ok(app)
+    }
+
+    /// Builds the server on a database (reachable or not: no waiting, no
+    /// migrating), and starts reporting its health.
+    pub async fn build_with_database(
+        settings: &ServeArgs,
+        database: Database,
+    ) -> Result<Self, StartupError> {
+        let mut app =
+            Self::build_with_repositories(settings, Repositories::postgres(database.clone()))
+                .await?;
+        app.metrics.watch_database(database.clone());
+        app.backend_health = Some(BackendHealth::spawn(
+            database,
+            app.health.clone(),
+            &SERVED_SERVICES,
+        ));
+        Ok(app)
+    }
+
+    /// Builds the server on backends the caller made (an embedding program, a test).
+    pub async fn build_with_repositories(
+        settings: &ServeArgs,
+        repositories: Repositories,
+    ) -> Result<Self, StartupError> {
+        let auth = load_auth_tokens(settings)?;
+        let tokens_reload = auth
+            .as_ref()
+            .map(|store| token_store::reload_on_hangup(store.clone()).map(ReloadTasks::from))
+            .transpose()
+            .map_err(StartupError::Signals)?;
+        let tls = match TlsFiles::from_args(&settings.tls)? {
+            Some(files) => Some(TlsReload {
+                tls: Tls::load(files)?,
+                hangup: signal(SignalKind::hangup()).map_err(StartupError::Signals)?,
+            }),
+            None => None,
+        };
+        let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
+        let (http_listener, http_addr) = bind(settings.http_listen).await?;
+        let advertised = settings.advertise_address.clone().unwrap_or_else(|| {
+            if grpc_addr.ip().is_unspecified() {
+                tracing::warn!(
+                    address = %grpc_addr,
+                    "endpoint discovery advertises an address clients cannot dial: set --advertise-address"
+                );
+            }
+            grpc_addr.to_string()
+        });
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for service in PUBLIC_SERVICES {
+            health
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
+
+        let routes = Routes::new(health_service)
+            .add_service(reflection_builder().build_v1()?)
+            .add_service(reflection_builder().build_v1alpha()?)
+            .add_service(ApiEndpoints::server(&advertised));
+        let (routes, direct_gets) =
+            add_image_services(routes, repositories, auth, settings.max_request_size);
+        let routes = routes.prepare();
+
+        let pool =
+            proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
+        let context = RequestContextLayer::new(settings.access_log);
+        let in_flight = InFlight::new(settings.max_in_flight as usize);
+        let metrics = Arc::new(Metrics::new(pool, &PUBLIC_SERVICES, in_flight.clone()));
+        let rest = context.clone().layer(RestGateway::new(
+            pool,
+            &PUBLIC_SERVICES,
+            routes.clone(),
+            direct_gets,
+            in_flight.clone(),
+            metrics.clone(),
+            settings.max_request_size,
+        )?);
+        let context = context.with_metrics(metrics.clone());
+
+        Ok(Self {
+            grpc_addr,
+            http_addr,
+            grpc_listener,
+            http_listener,
+            routes,
+            rest,
+            context,
+            health,
+            shutdown_delay: settings.shutdown_delay,
+            drain_timeout: settings.drain_timeout,
+            metrics,
+            limits: GrpcLimits {
+                in_flight,
+                grpc_max_streams: settings.grpc_max_streams,
+                http2_keepalive: settings.http2_keepalive,
+                max_request_size: settings.max_request_size,
+                idle_timeout: Some(settings.idle_timeout).filter(|t| !t.is_zero()),
+            },
+            backend_health: None,
+            catalog_reload: None,
+            tokens_reload,
+            tls,
+        })
+    }
+
+    /// The address the gRPC listener is bound to (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The address the REST listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The health reporter, to mark services up or down.
+    pub fn health(&self) -> &HealthReporter {
+        &self.health
+    }
+
+    /// Serves both listeners until `shutdown` completes. Then, as a mesh expects
+    /// of a pod being drained: health turns NOT_SERVING (and /readyz 503) at once,
+    /// new calls are still served for the shutdown delay, the listeners stop
+    /// accepting (HTTP/2 connections get GOAWAY) and calls in flight finish for at
+    /// most the drain timeout: a client that never acknowledges the GOAWAY must
+    /// not keep the process alive.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+        tracing::info!(
+            grpc = %self.grpc_addr,
+            http = %self.http_addr,
+            tls = self.tls.is_some(),
+            "serving gRPC and REST"
+        );
+        let _catalog_reload = self.catalog_reload;
+        let _tokens_reload = self.tokens_reload;
+        let (stop, stopped) = watch::channel(false);
+        let http_incoming = tcp_incoming(self.http_listener);
+        let grpc_incoming = tcp_incoming(self.grpc_listener);
+        let idle_timeout = self.limits.idle_timeout;
+        let rest = DeadlineLayer.layer(self.rest);
+        let (draining, drain_started) = oneshot::channel::<()>();
+        let grpc_shutdown = {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                let _ = draining.send(());
+            }
+        };
+        let grpc_server = Server::builder()
+            .max_concurrent_streams(self.limits.grpc_max_streams)
+            .http2_keepalive_interval(Some(self.limits.http2_keepalive))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .layer(IdleTrackLayer::default())
+            // Outside the request context, which stamps the ids this moves.
+            .layer(HeadersBeforeErrorLayer)
+            .layer(self.context)
+            // Inside the request context: a deadline answer is logged, counted
+            // and carries the request id like any other.
+            .layer(GrpcDeadlineLayer)
+            .layer(InFlightLimitLayer::new(self.limits.in_flight))
+            .layer(OversizeStatusLayer::new(self.limits.max_request_size))
+            .add_routes(self.routes);
+        // One type for both arms: the plaintext and TLS streams differ.
+        type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+        let (http, serve): (_, Serving) = match self.tls {
+            None => (
+                tokio::spawn(crate::transport::http_server::serve(
+                    http_incoming,
+                    rest,
+                    stopped.clone(),
+                    self.drain_timeout,
+                    idle_timeout,
+                )),
+                Box::pin(grpc_server.serve_with_incoming_shutdown(
+                    IdleIncoming::new(grpc_incoming, idle_timeout),
+                    grpc_shutdown,
+                )),
+            ),
+            Some(TlsReload { tls, hangup }) => {
+                tokio::spawn(reload_on_hangup(tls.clone(), hangup, stopped.clone()));
+                (
+                    tokio::spawn(crate::transport::http_server::serve(
+                        tls.accept(Face::Rest, http_incoming),
+                        rest,
+                        stopped.clone(),
+                        self.drain_timeout,
+                        idle_timeout,
+                    )),
+                    Box::pin(grpc_server.serve_with_incoming_shutdown(
+                        IdleIncoming::new(tls.accept(Face::Grpc, grpc_incoming), idle_timeout),
+                        grpc_shutdown,
+                    )),
+                )
+            }
+        };
+        let drain_deadline = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(self.drain_timeout).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let grpc = async {
+            tokio::select! {
+                served = serve => served,
+                () = drain_deadline => {
+                    tracing::warn!(
+                        timeout = ?self.drain_timeout,
+                        "gRPC drain timeout reached, closing the remaining connections"
+                    );
+                    Ok(())
+                }
+            }
+        };
+        let health = self.health.clone();
+        let shutdown_delay = self.shutdown_delay;
+        let backend_health = self.backend_health;
+        let signal = async move {
+            shutdown.await;
+            // The database watcher must not report SERVING again while draining.
+            drop(backend_health);
+            for service in PUBLIC_SERVICES.into_iter().chain([""]) {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+            tracing::info!(delay = ?shutdown_delay, "not serving: still answering calls until the shutdown delay ends");
+            tokio::time::sleep(shutdown_delay).await;
+            tracing::info!("shutdown delay over: stopping the listeners and draining");
+            let _ = stop.send(true);
+        };
+        let (served, (), _) = tokio::join!(grpc, signal, http);
+        served?;
+        Ok(())
+    }
+}
+
+/// Accepted TCP connections with the socket options both listeners want.
+fn tcp_incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+}
+
+/// Rereads the TLS files on every SIGHUP until the server stops.
+async fn reload_on_hangup(tls: Tls, mut hangup: Signal, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            received = hangup.recv() => match received {
+                Some(()) => tls.reload_and_log(),
+                None => break,
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// The tokens file of `--auth-tokens`, when given: authentication is on.
+fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenStore>>, StartupError> {
+    let Some(path) = &settings.auth_tokens else {
+        tracing::info!("authentication off: every caller may read every folder");
+        return Ok(None);
+    };
+    let tokens = TokenStore::load(path)?;
+    tracing::info!(file = %path.display(), tokens = tokens.current().len(), "authentication on: image calls need a bearer token");
+    Ok(Some(Arc::new(tokens)))
+}
+
+/// Both ImageServices, behind the authentication layer when it is on (only
+/// they: health, reflection and endpoint discovery stay open).
+/// Also hands back both Gets as direct calls for the REST gateway, with the
+/// same authentication step.
+fn add_image_services(
+    routes: Routes,
+    repositories: Repositories,
+    auth: Option<Arc<TokenStore>>,
+    max_request_size: usize,
+) -> (Routes, DirectGets) {
+    let compute = Arc::new(ComputeImages::new(repositories.compute));
+    let container = Arc::new(ContainerImages::new(repositories.container));
+    let auth = auth.map(AuthLayer::new);
+    let direct = DirectGets {
+        auth: auth.clone(),
+        gets: vec![
+            (grpc::compute::GET, {
+                let compute = compute.clone();
+                DirectGet::new(move |caller: Option<Arc<Caller>>, request| {
+                    let compute = compute.clone();
+                    async move { compute.get(caller.as_deref(), request).await }
+                })
+            }),
+            (grpc::container_registry::GET, {
+                let container = container.clone();
+                DirectGet::new(move |caller: Option<Arc<Caller>>, request| {
+                    let container = container.clone();
+                    async move { container.get(caller.as_deref(), request).await }
+                })
+            }),
+        ],
+    };
+    let compute = grpc::compute::server(compute, max_request_size);
+    let container = grpc::container_registry::server(container, max_request_size);
+    let routes = match auth {
+        Some(auth) => routes
+            .add_service(auth.layer(compute))
+            .add_service(auth.layer(container)),
+        None => routes.add_service(compute).add_service(container),
+    };
+    (routes, direct)
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Reflection over our descriptors plus health's and both reflection versions',
+/// so that either reflection version lists every service this server has.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}

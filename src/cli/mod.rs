@@ -1,0 +1,3 @@
+//! The command line: clap's types and the settings built from them.
+
+pub mod args;

@@ -1,0 +1,235 @@
+//! Where images come from. The gRPC and REST faces only see these traits, so a
+//! backend (the in-memory catalog now, PostgreSQL later) can change without them
+//! knowing.
+
+pub mod catalog;
+mod memory;
+pub mod postgres;
+mod swappable;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use prost::Message;
+
+pub use memory::MemoryRepository;
+pub use postgres::PostgresRepository;
+pub use swappable::SwappableRepository;
+
+use crate::domain::compute::{ComputeImageQuery, Family};
+use crate::domain::container::ContainerImageQuery;
+use crate::domain::page::PageRequest;
+use crate::domain::{FolderId, ImageId};
+use crate::proto::{compute, container_registry};
+
+/// Why a backend could not answer. Not-found is not an error: lookups answer `None`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryError {
+    /// Temporarily out of reach (connection refused, pool exhausted, timeout).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Broken data or a bug; retrying won't help.
+    #[error("internal: {0}")]
+    Internal(String),
+    /// The running call's deadline (`grpc-timeout`) passed before the backend answered.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+}
+
+/// Why a List could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    /// The image the page token continues after is gone, so there is no
+    /// position to continue from.
+    #[error("the image {0} that the page token continues after no longer exists")]
+    CursorNotFound(ImageId),
+    #[error(transparent)]
+    Backend(#[from] RepositoryError),
+}
+
+/// One page of a List.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// At most the page size, in the query's order.
+    pub items: Vec<Arc<T>>,
+    /// Whether more images follow the last one.
+    pub more: bool,
+}
+
+/// A query fetches one item more than the page size to tell whether another
+/// page follows: the page without it, and whether it was there.
+pub(crate) fn split_extra<T>(mut items: Vec<T>, size: usize) -> (Vec<T>, bool) {
+    let more = items.len() > size;
+    items.truncate(size);
+    (items, more)
+}
+
+/// One page of a List with each image as its protobuf encoding, for a face
+/// that sends the images as they are (a backend that stores them encoded hands
+/// out slices of its storage: nothing is decoded or re-encoded per image).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodedPage {
+    /// At most the page size, in the query's order.
+    pub items: Vec<Bytes>,
+    /// The id of the page's last image when more images follow it (the next
+    /// page continues after it); `None` on the last page.
+    pub continues_after: Option<String>,
+}
+
+impl EncodedPage {
+    /// A decoded page, encoded: what a backend that doesn't store images
+    /// encoded answers.
+    pub fn encode<T: Message>(page: Page<T>, id_of: impl Fn(&T) -> &str) -> Self {
+        let continues_after = match page.items.last() {
+            Some(last) if page.more => Some(id_of(last).to_owned()),
+            _ => None,
+        };
+        let items = page
+            .items
+            .iter()
+            .map(|image| Bytes::from(image.encode_to_vec()))
+            .collect();
+        Self {
+            items,
+            continues_after,
+        }
+    }
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            more: false,
+        }
+    }
+}
+
+#[async_trait]
+pub trait ComputeImageRepository: Send + Sync + 'static {
+    async fn get_compute_image(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
+
+    /// The images of `query.folder_id` that pass `query.filter`, in
+    /// `query.order` then id ascending, from just after `page.after`'s position
+    /// in that order (`page.after` need not pass the filter; it must exist).
+    async fn list_compute_images(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<compute::Image>, ListError>;
+
+    /// The READY image of `family` in `folder` with the latest `created_at`;
+    /// of several, the one with the smallest id (the first that List ordered by
+    /// `createdAt desc` would show).
+    async fn latest_compute_image_by_family(
+        &self,
+        folder: &FolderId,
+        family: &Family,
+    ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
+    /// The image encoded as protobuf, for a face that sends it as it is. A
+    /// backend that stores images encoded overrides this to skip decoding and
+    /// re-encoding them.
+    async fn get_compute_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        let image = self.get_compute_image(id).await?;
+        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
+
+    /// [`ComputeImageRepository::list_compute_images`] with each image as its
+    /// protobuf encoding, for a face that sends them as they are. A backend
+    /// that stores images encoded overrides this to skip decoding and
+    /// re-encoding them (and a wrapper must pass it on, or its backend's
+    /// override is never reached).
+    async fn list_compute_images_encoded(
+        &self,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        let page = self.list_compute_images(query, page).await?;
+        Ok(EncodedPage::encode(page, |image| &image.id))
+    }
+}
+
+#[async_trait]
+pub trait ContainerImageRepository: Send + Sync + 'static {
+    async fn get_container_image(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError>;
+
+    /// The images in `query.scope` that pass `query.filter`, in `query.order`
+    /// then id ascending, from just after `page.after`'s position in that order.
+    async fn list_container_images(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<container_registry::Image>, ListError>;
+    /// The folder of a registry, for authorization (an image is in the folder
+    /// of its registry). `None` for a registry this backend doesn't know, and
+    /// then only callers of every folder may read its images. No default: a
+    /// wrapper that forgot to pass it on would deny quietly.
+    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError>;
+
+    /// The image encoded as protobuf; see [`ComputeImageRepository::get_compute_image_encoded`].
+    async fn get_container_image_encoded(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        let image = self.get_container_image(id).await?;
+        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+    }
+
+    /// [`ContainerImageRepository::list_container_images`] with each image as
+    /// its protobuf encoding; see
+    /// [`ComputeImageRepository::list_compute_images_encoded`].
+    async fn list_container_images_encoded(
+        &self,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<EncodedPage, ListError> {
+        let page = self.list_container_images(query, page).await?;
+        Ok(EncodedPage::encode(page, |image| &image.id))
+    }
+}
+
+/// The backends behind both APIs, shared by every face and connection.
+#[derive(Clone)]
+pub struct Repositories {
+    pub compute: Arc<dyn ComputeImageRepository>,
+    pub container: Arc<dyn ContainerImageRepository>,
+}
+
+impl Repositories {
+    /// Both APIs served from one in-memory catalog.
+    pub fn in_memory(memory: MemoryRepository) -> Self {
+        let memory = Arc::new(memory);
+        Self {
+            compute: memory.clone(),
+            container: memory,
+        }
+    }
+
+    /// Both APIs served from one in-memory catalog that can be replaced while
+    /// serving (catalog reload).
+    pub fn swappable(repository: Arc<SwappableRepository<MemoryRepository>>) -> Self {
+        Self {
+            compute: repository.clone(),
+            container: repository,
+        }
+    }
+
+    /// Both APIs served from one PostgreSQL database.
+    pub fn postgres(database: postgres::Database) -> Self {
+        let repository = Arc::new(PostgresRepository::new(database));
+        Self {
+            compute: repository.clone(),
+            container: repository,
+        }
+    }
+}
