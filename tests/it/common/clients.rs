@@ -1,7 +1,9 @@
-//! Finding and running the real clients (the official Python SDK, grpcurl,
-//! curl). They come from `IMAGE_SERVICE_PYTHON` / `IMAGE_SERVICE_GRPCURL`, else
-//! `python3` / `grpcurl` on PATH. Without them the tests that need them skip,
-//! unless `CI` or `IMAGE_SERVICE_REQUIRE_CLIENTS=1` is set, where they fail.
+//! Finding and running the real clients (the official Python and Node.js SDKs,
+//! grpcurl, curl). They come from `IMAGE_SERVICE_PYTHON` / `IMAGE_SERVICE_GRPCURL`
+//! / `IMAGE_SERVICE_NODE`, else `python3` / `grpcurl` / `node` on PATH; the
+//! Node.js SDK from the npm project in `IMAGE_SERVICE_NODE_CLIENTS`, else
+//! `tests/clients/node`. Without them the tests that need them skip, unless `CI`
+//! or `IMAGE_SERVICE_REQUIRE_CLIENTS=1` is set, where they fail.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -68,6 +70,50 @@ pub fn python_with_sdk() -> Option<PathBuf> {
 
 pub fn grpcurl() -> Option<PathBuf> {
     find_tool("IMAGE_SERVICE_GRPCURL", "grpcurl", &["-version"], "grpcurl")
+}
+
+/// `npm ci` in `tests/clients/node` (as `tests/run.sh` does) installs the Node.js
+/// SDK pinned by its package-lock.json.
+pub const NODE_INSTALL_HINT: &str = "npm ci --prefix tests/clients/node";
+
+/// The official Node.js SDK (`@yandex-cloud/nodejs-sdk`): `node`, and the npm
+/// project that has the SDK in its node_modules and holds the scripts.
+pub struct NodeSdk {
+    pub node: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl NodeSdk {
+    /// A script of the npm project, by file name.
+    pub fn script(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// `node` (`IMAGE_SERVICE_NODE`, else on PATH) if it can load the SDK from the
+/// project in `IMAGE_SERVICE_NODE_CLIENTS` (else `tests/clients/node`);
+/// otherwise skips (None) or panics, see [`clients_required`].
+pub fn node_sdk() -> Option<NodeSdk> {
+    let dir = std::env::var_os("IMAGE_SERVICE_NODE_CLIENTS")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node"),
+            PathBuf::from,
+        );
+    let project = dir.to_string_lossy().into_owned();
+    // Loads the SDK the way the scripts do: resolved from the project directory.
+    let load = "require('module').createRequire(process.argv[1] + '/')('@yandex-cloud/nodejs-sdk')";
+    let node = find_installed(
+        "IMAGE_SERVICE_NODE",
+        "node",
+        &["-e", load, &project],
+        &format!(
+            "node with the official Node.js SDK in {project}/node_modules \
+             (IMAGE_SERVICE_NODE_CLIENTS names another npm project)"
+        ),
+        NODE_INSTALL_HINT,
+    )?;
+    Some(NodeSdk { node, dir })
 }
 
 /// Runs a program off the runtime's worker threads: the server under test
