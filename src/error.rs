@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// A request field is missing or malformed.

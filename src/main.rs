@@ -3,15 +3,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use image_service::transport::auth::TokenDigest;
-use image_service::store::catalog::Catalog;
+use image_service::app::{Application, StartupError};
 use image_service::cli::args::{
     CheckCatalogArgs, Cli, Command, ExportArgs, ImportArgs, MigrateArgs, ServeArgs,
 };
 use image_service::domain::container::registry_of;
-use image_service::store::postgres::{self, Database, ImportMode};
-use image_service::app::{Application, StartupError};
 use image_service::ops::telemetry;
+use image_service::store::catalog::Catalog;
+use image_service::store::postgres::{self, Database, ImportMode};
+use image_service::transport::auth::TokenDigest;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
@@ -60,7 +60,8 @@ fn run_database_command(command: impl Future<Output = Result<(), String>>) -> Ex
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), String> {
-    let database = Database::connect(&args.database_url, &args.pool).map_err(|e| e.to_string())?;
+    let database =
+        Database::connect(&args.database_url, &args.pool.settings()).map_err(|e| e.to_string())?;
     let applied = postgres::migrate(&database)
         .await
         .map_err(|e| e.to_string())?;
@@ -74,7 +75,8 @@ async fn migrate(args: MigrateArgs) -> Result<(), String> {
 async fn import(args: ImportArgs) -> Result<(), String> {
     // Validated before the database is touched: a bad file changes nothing.
     let catalog = Catalog::from_file(&args.file).map_err(|e| e.to_string())?;
-    let database = Database::connect(&args.database_url, &args.pool).map_err(|e| e.to_string())?;
+    let database =
+        Database::connect(&args.database_url, &args.pool.settings()).map_err(|e| e.to_string())?;
     postgres::migrate(&database)
         .await
         .map_err(|e| e.to_string())?;
@@ -96,7 +98,8 @@ async fn import(args: ImportArgs) -> Result<(), String> {
 }
 
 async fn export(args: ExportArgs) -> Result<(), String> {
-    let database = Database::connect(&args.database_url, &args.pool).map_err(|e| e.to_string())?;
+    let database =
+        Database::connect(&args.database_url, &args.pool.settings()).map_err(|e| e.to_string())?;
     let catalog = postgres::export_catalog(&database)
         .await
         .map_err(|e| e.to_string())?;
@@ -141,7 +144,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let signal = shutdown_signal().map_err(StartupError::Signals)?;
-        let app = Application::build(&args).await?;
+        let app = Application::build(&args.settings()).await?;
         app.run_until(signal).await
     });
     // Sends the spans still batched while the runtime (and its client) is alive.

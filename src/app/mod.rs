@@ -22,28 +22,30 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Layer;
 
-use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
-use crate::ops::backend_health::BackendHealth;
-use crate::store::catalog::{Catalog, CatalogError};
-use reload::{CatalogReloader, ReloadTasks};
-use crate::cli::args::ServeArgs;
-use crate::transport::deadline::{DeadlineLayer, GrpcDeadlineLayer};
 use crate::domain::access::Caller;
 use crate::grpc;
-use crate::service::{ComputeImages, ContainerImages};
 use crate::grpc::endpoint::ApiEndpoints;
-use crate::transport::error_headers::HeadersBeforeErrorLayer;
-use crate::transport::request_context::{RequestContext, RequestContextLayer};
-use crate::transport::idle::{IdleIncoming, IdleTrackLayer};
-use crate::transport::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
+use crate::ops::backend_health::BackendHealth;
 use crate::ops::metrics::Metrics;
 use crate::proto;
+use crate::rest::{DirectGet, DirectGets, GatewayError, RestGateway};
+use crate::service::{ComputeImages, ContainerImages};
+use crate::store::catalog::{Catalog, CatalogError};
 use crate::store::postgres::{self, Database, DatabaseError};
 use crate::store::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
-use crate::rest::{DirectGet, DirectGets, GatewayError, RestGateway};
-use crate::transport::tls::{Face, Tls, TlsError, TlsFiles};
+use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
+use crate::transport::deadline::{DeadlineLayer, GrpcDeadlineLayer};
+use crate::transport::error_headers::HeadersBeforeErrorLayer;
+use crate::transport::idle::{IdleIncoming, IdleTrackLayer};
+use crate::transport::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
+use crate::transport::request_context::{RequestContext, RequestContextLayer};
+use crate::transport::tls::{Face, Tls, TlsError};
+use reload::{CatalogReloader, ReloadTasks};
 
 pub mod reload;
+mod settings;
+
+pub use settings::Settings;
 
 /// The gRPC services this server implements, by full name (health reports each).
 pub const SERVED_SERVICES: [&str; 2] = [
@@ -137,7 +139,7 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 impl Application {
     /// Loads the catalog named in `settings` (or the demo catalog), or connects
     /// to the database named there, and builds the server on it.
-    pub async fn build(settings: &ServeArgs) -> Result<Self, StartupError> {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         if let Some(url) = &settings.database_url {
             let database = Database::connect(url, &settings.pool)?;
             database
@@ -189,7 +191,7 @@ impl Application {
     /// Builds the server on a database (reachable or not: no waiting, no
     /// migrating), and starts reporting its health.
     pub async fn build_with_database(
-        settings: &ServeArgs,
+        settings: &Settings,
         database: Database,
     ) -> Result<Self, StartupError> {
         let mut app =
@@ -206,7 +208,7 @@ impl Application {
 
     /// Builds the server on backends the caller made (an embedding program, a test).
     pub async fn build_with_repositories(
-        settings: &ServeArgs,
+        settings: &Settings,
         repositories: Repositories,
     ) -> Result<Self, StartupError> {
         let auth = load_auth_tokens(settings)?;
@@ -215,7 +217,7 @@ impl Application {
             .map(|store| token_store::reload_on_hangup(store.clone()).map(ReloadTasks::from))
             .transpose()
             .map_err(StartupError::Signals)?;
-        let tls = match TlsFiles::from_args(&settings.tls)? {
+        let tls = match settings.tls.clone() {
             Some(files) => Some(TlsReload {
                 tls: Tls::load(files)?,
                 hangup: signal(SignalKind::hangup()).map_err(StartupError::Signals)?,
@@ -443,7 +445,7 @@ async fn reload_on_hangup(tls: Tls, mut hangup: Signal, mut stopped: watch::Rece
 }
 
 /// The tokens file of `--auth-tokens`, when given: authentication is on.
-fn load_auth_tokens(settings: &ServeArgs) -> Result<Option<Arc<TokenStore>>, StartupError> {
+fn load_auth_tokens(settings: &Settings) -> Result<Option<Arc<TokenStore>>, StartupError> {
     let Some(path) = &settings.auth_tokens else {
         tracing::info!("authentication off: every caller may read every folder");
         return Ok(None);

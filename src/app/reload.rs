@@ -20,8 +20,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::store::catalog::{Catalog, CatalogError};
 use crate::ops::metrics::Metrics;
+use crate::store::catalog::{Catalog, CatalogError};
 use crate::store::{MemoryRepository, SwappableRepository};
 
 /// How often `--watch-catalog` looks at the file.

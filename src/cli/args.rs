@@ -1,14 +1,27 @@
-//! Command line and environment: every flag also reads an `IMAGE_SERVICE_*` variable.
+//! Command line and environment: every flag also reads an `IMAGE_SERVICE_*`
+//! variable. Defaults come from [`Settings::default`]; [`ServeArgs::settings`]
+//! turns the flags into the settings the server runs with.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use bytesize::ByteSize;
 use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
+use humantime::Duration;
 
-pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
-pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+use crate::app::Settings;
+use crate::store::postgres::PoolSettings;
+use crate::transport::tls::TlsFiles;
+
+/// The defaults, as the flags show them.
+fn defaults() -> Settings {
+    Settings::default()
+}
+
+fn shown(duration: std::time::Duration) -> Duration {
+    Duration::from(duration)
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,12 +58,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address of the gRPC listener. Port 0 picks a free port; the bound address is logged.
-    #[arg(long, env = "IMAGE_SERVICE_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
+    #[arg(long, env = "IMAGE_SERVICE_GRPC_LISTEN", default_value_t = defaults().grpc_listen)]
     pub grpc_listen: SocketAddr,
 
     /// Address of the REST/JSON listener (HTTP/1.1 and h2c), also serving /healthz
     /// and /readyz. Port 0 picks a free port; the bound address is logged.
-    #[arg(long, env = "IMAGE_SERVICE_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
+    #[arg(long, env = "IMAGE_SERVICE_HTTP_LISTEN", default_value_t = defaults().http_listen)]
     pub http_listen: SocketAddr,
 
     /// Catalog file (JSON: {"computeImages": [...], "containerRegistryImages": [...]}).
@@ -85,7 +98,7 @@ pub struct ServeArgs {
 
     /// With --database-url: how long start-up waits for the database to answer
     /// before giving up.
-    #[arg(long, env = "IMAGE_SERVICE_DATABASE_STARTUP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "IMAGE_SERVICE_DATABASE_STARTUP_TIMEOUT", default_value_t = shown(defaults().database_startup_timeout), value_parser = parse_duration)]
     pub database_startup_timeout: Duration,
 
     #[command(flatten)]
@@ -108,36 +121,36 @@ pub struct ServeArgs {
 
     /// After SIGTERM/SIGINT, how long to keep serving new calls while health
     /// reports NOT_SERVING and /readyz 503, so load balancers stop sending first.
-    #[arg(long, env = "IMAGE_SERVICE_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "IMAGE_SERVICE_SHUTDOWN_DELAY", default_value_t = shown(defaults().shutdown_delay), value_parser = parse_duration)]
     pub shutdown_delay: Duration,
 
     /// Then, after the listeners stop accepting, how long calls in flight may take to finish before
     /// the remaining connections are closed (e.g. 20s, 500ms).
-    #[arg(long, env = "IMAGE_SERVICE_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "IMAGE_SERVICE_DRAIN_TIMEOUT", default_value_t = shown(defaults().drain_timeout), value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
     /// Calls in flight across both faces; past it a call is refused at once with
     /// RESOURCE_EXHAUSTED (HTTP 429) rather than queued.
-    #[arg(long, env = "IMAGE_SERVICE_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "IMAGE_SERVICE_MAX_IN_FLIGHT", default_value_t = defaults().max_in_flight, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
 
     /// Concurrent HTTP/2 streams per gRPC connection.
-    #[arg(long, env = "IMAGE_SERVICE_GRPC_MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "IMAGE_SERVICE_GRPC_MAX_STREAMS", default_value_t = defaults().grpc_max_streams, value_parser = clap::value_parser!(u32).range(1..))]
     pub grpc_max_streams: u32,
 
     /// Largest request accepted: a gRPC request message (RESOURCE_EXHAUSTED
     /// beyond) and a REST request body (413 beyond). Bytes, or with KiB / MiB.
-    #[arg(long, env = "IMAGE_SERVICE_MAX_REQUEST_SIZE", default_value = "1MiB", value_parser = parse_size)]
-    pub max_request_size: usize,
+    #[arg(long, env = "IMAGE_SERVICE_MAX_REQUEST_SIZE", default_value_t = ByteSize::b(defaults().max_request_size as u64), value_parser = parse_size)]
+    pub max_request_size: ByteSize,
 
     /// Close a connection (either listener) on which no call has run for this
     /// long; 0s keeps idle connections open.
-    #[arg(long, env = "IMAGE_SERVICE_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "IMAGE_SERVICE_IDLE_TIMEOUT", default_value_t = shown(defaults().idle_timeout), value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
     /// HTTP/2 keepalive PING interval on gRPC connections (a peer that doesn't
     /// answer within 10 s is dropped).
-    #[arg(long, env = "IMAGE_SERVICE_HTTP2_KEEPALIVE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "IMAGE_SERVICE_HTTP2_KEEPALIVE", default_value_t = shown(defaults().http2_keepalive), value_parser = parse_duration)]
     pub http2_keepalive: Duration,
 
     #[command(flatten)]
@@ -223,80 +236,72 @@ pub fn parse_host_port(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-impl Default for ServeArgs {
-    /// The same values as the command line without flags.
-    fn default() -> Self {
-        Self {
-            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            catalog: None,
-            watch_catalog: false,
-            database_url: None,
-            no_migrate: false,
-            database_startup_timeout: Duration::from_secs(30),
-            pool: PoolArgs::default(),
-            auth_tokens: None,
-            log_format: LogFormat::Text,
-            access_log: false,
-            shutdown_delay: Duration::from_secs(5),
-            drain_timeout: Duration::from_secs(20),
-            max_in_flight: 1024,
-            grpc_max_streams: 256,
-            http2_keepalive: Duration::from_secs(30),
-            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
-            idle_timeout: Duration::from_secs(300),
-            tls: TlsArgs::default(),
-            advertise_address: None,
-            otlp_endpoint: None,
-            otlp_ca: None,
+impl ServeArgs {
+    /// The settings the server runs with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            grpc_listen: self.grpc_listen,
+            http_listen: self.http_listen,
+            catalog: self.catalog.clone(),
+            watch_catalog: self.watch_catalog,
+            database_url: self.database_url.clone(),
+            no_migrate: self.no_migrate,
+            database_startup_timeout: self.database_startup_timeout.into(),
+            pool: self.pool.settings(),
+            auth_tokens: self.auth_tokens.clone(),
+            access_log: self.access_log,
+            shutdown_delay: self.shutdown_delay.into(),
+            drain_timeout: self.drain_timeout.into(),
+            max_in_flight: self.max_in_flight,
+            grpc_max_streams: self.grpc_max_streams,
+            // parse_size has checked that it fits.
+            max_request_size: usize::try_from(self.max_request_size.as_u64()).unwrap_or(usize::MAX),
+            idle_timeout: self.idle_timeout.into(),
+            http2_keepalive: self.http2_keepalive.into(),
+            tls: self.tls.files(),
+            advertise_address: self.advertise_address.clone(),
         }
     }
 }
 
-/// The REST body limit the server always had; for gRPC, stricter than the
-/// customary 4 MiB, and still thousands of times the largest request of these APIs.
-pub const DEFAULT_MAX_REQUEST_SIZE: usize = 1024 * 1024;
-
-/// A size in bytes such as `4MiB`, `512KiB` or a bare number of bytes.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: usize = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 4MiB, 512KiB or 65536"))?;
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1024,
-        "MiB" => 1024 * 1024,
-        other => return Err(format!("unknown size unit {other:?}: use B, KiB or MiB")),
-    };
-    match value.checked_mul(scale) {
-        Some(0) => Err("the size must be at least 1 byte".to_owned()),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{text:?} is too large")),
+impl TlsArgs {
+    /// The files named, None for plaintext (clap insists on both or neither).
+    fn files(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
-/// A duration such as `20s`, `500ms`, `2m` or a bare number of seconds.
+/// A size such as `4MiB`, `512KiB`, `1 MB` or a bare number of bytes (bytesize), at least 1 byte.
+pub fn parse_size(text: &str) -> Result<ByteSize, String> {
+    let size: ByteSize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 4MiB, 512KiB or 65536"))?;
+    if size.as_u64() == 0 {
+        return Err("the size must be at least 1 byte".to_owned());
+    }
+    if usize::try_from(size.as_u64()).is_err() {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(size)
+}
+
+/// A duration such as `20s`, `500ms`, `2m`, `1h 30m` (humantime) or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 20s, 500ms or 2m"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        other => return Err(format!("unknown duration unit {other:?}: use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds: u64 = text.parse().map_err(|_| format!("{text:?} is too large"))?;
+        return Ok(Duration::from(std::time::Duration::from_secs(seconds)));
+    }
+    text.parse::<Duration>()
+        .map_err(|err| format!("{text:?} is not a duration like 20s, 500ms or 2m: {err}"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -313,27 +318,27 @@ pub struct PoolArgs {
     #[arg(
         long = "database-pool-size",
         env = "IMAGE_SERVICE_DATABASE_POOL_SIZE",
-        default_value_t = 16
+        default_value_t = PoolSettings::default().size
     )]
     pub size: usize,
 
     /// How long a call waits for a connection (from the pool, or a new one)
     /// before it answers UNAVAILABLE.
-    #[arg(long = "database-acquire-timeout", env = "IMAGE_SERVICE_DATABASE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long = "database-acquire-timeout", env = "IMAGE_SERVICE_DATABASE_ACQUIRE_TIMEOUT", default_value_t = shown(PoolSettings::default().acquire_timeout), value_parser = parse_duration)]
     pub acquire_timeout: Duration,
 
     /// How long one statement may run: the server's statement_timeout, and the
     /// client's own deadline for an answer.
-    #[arg(long = "database-statement-timeout", env = "IMAGE_SERVICE_DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "database-statement-timeout", env = "IMAGE_SERVICE_DATABASE_STATEMENT_TIMEOUT", default_value_t = shown(PoolSettings::default().statement_timeout), value_parser = parse_duration)]
     pub statement_timeout: Duration,
 }
 
-impl Default for PoolArgs {
-    fn default() -> Self {
-        Self {
-            size: 16,
-            acquire_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(5),
+impl PoolArgs {
+    pub fn settings(&self) -> PoolSettings {
+        PoolSettings {
+            size: self.size,
+            acquire_timeout: self.acquire_timeout.into(),
+            statement_timeout: self.statement_timeout.into(),
         }
     }
 }
@@ -393,40 +398,30 @@ mod tests {
         let Command::Serve(parsed) = cli.command else {
             panic!("expected serve");
         };
-        let default = ServeArgs::default();
-        assert_eq!(parsed.grpc_listen, default.grpc_listen);
-        assert_eq!(parsed.http_listen, default.http_listen);
-        assert_eq!(parsed.catalog, default.catalog);
-        assert_eq!(parsed.log_format, default.log_format);
-        assert_eq!(parsed.access_log, default.access_log);
-        assert_eq!(parsed.shutdown_delay, default.shutdown_delay);
-        assert_eq!(parsed.drain_timeout, default.drain_timeout);
-        assert_eq!(parsed.max_in_flight, default.max_in_flight);
-        assert_eq!(parsed.grpc_max_streams, default.grpc_max_streams);
-        assert_eq!(parsed.http2_keepalive, default.http2_keepalive);
-        assert_eq!(parsed.max_request_size, default.max_request_size);
-        assert_eq!(parsed.watch_catalog, default.watch_catalog);
-        assert_eq!(parsed.idle_timeout, default.idle_timeout);
+        assert_eq!(parsed.settings(), Settings::default());
+        assert_eq!(parsed.log_format, LogFormat::Text);
     }
 
     #[test]
     fn sizes_parse_with_units() {
-        assert_eq!(parse_size("4MiB"), Ok(4 * 1024 * 1024));
-        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
-        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("4MiB"), Ok(ByteSize::mib(4)));
+        assert_eq!(parse_size("512KiB"), Ok(ByteSize::kib(512)));
+        assert_eq!(parse_size("100"), Ok(ByteSize::b(100)));
         assert!(parse_size("0").is_err());
-        assert!(parse_size("4GB").is_err());
+        assert!(parse_size("4 parsecs").is_err());
         assert!(parse_size("big").is_err());
     }
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        let seconds = |text: &str| parse_duration(text).map(|d| d.as_secs_f64());
+        assert_eq!(seconds("20s"), Ok(20.0));
+        assert_eq!(seconds("500ms"), Ok(0.5));
+        assert_eq!(seconds("2m"), Ok(120.0));
+        assert_eq!(seconds("3"), Ok(3.0));
+        assert_eq!(seconds("1h 30m"), Ok(5400.0));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("5 fortnights").is_err());
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub fn server(service: Arc<ComputeImages>, max_request_size: usize) -> Served<Co
                 let service = service.clone();
                 async move {
                     let (id, caller, message) = parts(request);
-                    respond(service.get(caller.as_deref(), message).await, id, EncodedMessage)
+                    respond(
+                        service.get(caller.as_deref(), message).await,
+                        id,
+                        EncodedMessage,
+                    )
                 }
             }
         }),
@@ -40,7 +44,9 @@ pub fn server(service: Arc<ComputeImages>, max_request_size: usize) -> Served<Co
                 let service = service.clone();
                 async move {
                     let (id, caller, message) = parts(request);
-                    respond(service.list(caller.as_deref(), message).await, id, |page| page)
+                    respond(service.list(caller.as_deref(), message).await, id, |page| {
+                        page
+                    })
                 }
             }
         }),
@@ -49,7 +55,9 @@ pub fn server(service: Arc<ComputeImages>, max_request_size: usize) -> Served<Co
                 let service = service.clone();
                 async move {
                     let (id, caller, message) = parts(request);
-                    let latest = service.get_latest_by_family(caller.as_deref(), message).await;
+                    let latest = service
+                        .get_latest_by_family(caller.as_deref(), message)
+                        .await;
                     respond(latest, id, |image| image)
                 }
             }

@@ -33,7 +33,11 @@ pub fn server(
                 let service = service.clone();
                 async move {
                     let (id, caller, message) = parts(request);
-                    respond(service.get(caller.as_deref(), message).await, id, EncodedMessage)
+                    respond(
+                        service.get(caller.as_deref(), message).await,
+                        id,
+                        EncodedMessage,
+                    )
                 }
             }
         }),
@@ -42,7 +46,9 @@ pub fn server(
                 let service = service.clone();
                 async move {
                     let (id, caller, message) = parts(request);
-                    respond(service.list(caller.as_deref(), message).await, id, |page| page)
+                    respond(service.list(caller.as_deref(), message).await, id, |page| {
+                        page
+                    })
                 }
             }
         }),

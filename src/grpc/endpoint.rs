@@ -4,14 +4,14 @@
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::transport::request_context::request_id_of;
-use crate::transport::status;
 use crate::proto::endpoint::api_endpoint_service_server::{
     ApiEndpointService, ApiEndpointServiceServer,
 };
 use crate::proto::endpoint::{
     ApiEndpoint, GetApiEndpointRequest, ListApiEndpointsRequest, ListApiEndpointsResponse,
 };
+use crate::transport::request_context::request_id_of;
+use crate::transport::status;
 
 /// The endpoint ids answered with our own address. `compute` and
 /// `container-registry` are the APIs we serve; the Python SDK also looks up

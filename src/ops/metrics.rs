@@ -27,8 +27,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use prost_reflect::DescriptorPool;
 
-use crate::transport::limits::InFlight;
 use crate::store::postgres::{Database, ErrorKind};
+use crate::transport::limits::InFlight;
+use crate::transport::request_context::CallMeter;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
@@ -348,6 +349,16 @@ fn split_path(path: &str) -> (&str, &str) {
     path.strip_prefix('/')
         .and_then(|p| p.split_once('/'))
         .unwrap_or(("unknown", path))
+}
+
+impl CallMeter for Metrics {
+    fn call_started(&self, path: &str) {
+        Metrics::call_started(self, path);
+    }
+
+    fn call_finished(&self, path: &str, code: i32, elapsed: Duration) {
+        Metrics::call_finished(self, path, code, elapsed);
+    }
 }
 
 #[cfg(test)]

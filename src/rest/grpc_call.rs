@@ -18,11 +18,11 @@ use prost::Message;
 
 use crate::domain::access::Caller;
 use crate::error::ApiError;
+use crate::ops::metrics::Metrics;
 use crate::transport::auth::AuthLayer;
-use crate::transport::status::to_status;
 use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::transport::request_context::{RequestId, record_grpc_method};
-use crate::ops::metrics::Metrics;
+use crate::transport::status::to_status;
 
 /// Request headers a REST caller may send that mean the same to the gRPC call.
 /// Made once: looking a header up by `&str` would parse each name per call.
@@ -81,7 +81,10 @@ pub struct DirectGet {
 }
 
 type DirectCall = Arc<
-    dyn Fn(Option<Arc<Caller>>, &[u8]) -> Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>
+    dyn Fn(
+            Option<Arc<Caller>>,
+            &[u8],
+        ) -> Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>
         + Send
         + Sync,
 >;

@@ -30,10 +30,10 @@ pub use json::http_status;
 pub use routes::{RouteError, RouteTable};
 
 use crate::error::ApiError;
+use crate::ops::metrics::Metrics;
+use crate::transport::limits::InFlight;
 use crate::transport::request_context::{GrpcCode, RequestId, request_id_of};
 use crate::transport::status::to_status;
-use crate::transport::limits::InFlight;
-use crate::ops::metrics::Metrics;
 use routes::NoRoute;
 
 /// Longest request URI accepted (414 beyond).

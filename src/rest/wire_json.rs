@@ -782,7 +782,8 @@ mod tests {
 
     fn demo_entries(list: &str, type_name: &str) -> Vec<Vec<u8>> {
         let catalog: serde_json::Value =
-            serde_json::from_str(crate::store::catalog::DEMO_CATALOG_JSON).expect("demo catalog parses");
+            serde_json::from_str(include_str!("../store/catalog/demo.json"))
+                .expect("demo catalog parses");
         let descriptor = pool().get_message_by_name(type_name).expect("known type");
         catalog[list]
             .as_array()

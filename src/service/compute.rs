@@ -10,7 +10,9 @@ use crate::domain::ImageId;
 use crate::domain::access::Caller;
 use crate::domain::compute::{LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
-use crate::proto::compute::{GetImageLatestByFamilyRequest, GetImageRequest, Image, ListImagesRequest};
+use crate::proto::compute::{
+    GetImageLatestByFamilyRequest, GetImageRequest, Image, ListImagesRequest,
+};
 use crate::store::ComputeImageRepository;
 
 /// The field number of `Image.folder_id`.

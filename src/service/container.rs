@@ -64,8 +64,12 @@ impl ContainerImages {
         authorize::check(caller, || async move {
             match scope {
                 ContainerScope::Folder(folder) => Ok(Some(folder.as_str().to_owned())),
-                ContainerScope::Registry(registry) => store.registry_folder(registry.as_str()).await,
-                ContainerScope::Repository(name) => folder_of_repository(store, name.as_str()).await,
+                ContainerScope::Registry(registry) => {
+                    store.registry_folder(registry.as_str()).await
+                }
+                ContainerScope::Repository(name) => {
+                    folder_of_repository(store, name.as_str()).await
+                }
             }
         })
         .await?;

@@ -44,7 +44,6 @@ use super::{
     ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,
     RepositoryError, split_extra,
 };
-use crate::store::catalog::{Catalog, ImageList};
 use crate::domain::compute::{
     ComputeCondition, ComputeImageFilter, ComputeImageQuery, ComputeSortField, Family,
 };
@@ -56,6 +55,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::{FolderId, ImageId};
 use crate::proto::compute::image::Status;
 use crate::proto::{compute, container_registry};
+use crate::store::catalog::{Catalog, ImageList};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// An image's position in its [`ImageList`].

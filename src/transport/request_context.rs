@@ -16,7 +16,13 @@ use tower::{Layer, Service};
 use tracing::{Level, Span, field};
 
 use crate::transport::metadata::GRPC_STATUS;
-use crate::ops::metrics::Metrics;
+
+/// Counts calls by gRPC path (the metrics of `ops` do); the context layer
+/// reports each call's start and end to it.
+pub trait CallMeter: Send + Sync {
+    fn call_started(&self, path: &str);
+    fn call_finished(&self, path: &str, code: i32, elapsed: std::time::Duration);
+}
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Sent on failed calls (as the real API does), so a support ticket can quote
@@ -92,7 +98,7 @@ pub struct RequestContextLayer {
     span_info: bool,
     /// Count calls by gRPC method (the gRPC face; the REST gateway counts the
     /// gRPC calls it makes itself, since only it knows which method a path is).
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn CallMeter>>,
 }
 
 impl RequestContextLayer {
@@ -105,7 +111,7 @@ impl RequestContextLayer {
     }
 
     /// The same layer, counting calls in `metrics` by their gRPC path.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<dyn CallMeter>) -> Self {
         self.metrics = Some(metrics);
         self
     }
@@ -124,12 +130,12 @@ impl<S> Layer<S> for RequestContextLayer {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequestContext<S> {
     inner: S,
     access_log: bool,
     span_info: bool,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn CallMeter>>,
 }
 
 /// Opens the span of one call at a level chosen at run time (tracing wants a constant).
@@ -182,8 +188,11 @@ where
         } else {
             call_span!(Level::DEBUG, request, request_id)
         };
-        let trace_id =
-            crate::transport::trace_context::join_caller_trace(&span, request.headers(), request.uri().path());
+        let trace_id = crate::transport::trace_context::join_caller_trace(
+            &span,
+            request.headers(),
+            request.uri().path(),
+        );
         // Kept for a failure's x-server-trace-id: a clone shares the header's bytes.
         let traceparent = match trace_id {
             Some(_) => None,
@@ -219,7 +228,7 @@ pin_project! {
         request_id: RequestId,
         started: Instant,
         level: Level,
-        metered: Option<(Arc<Metrics>, http::Uri)>,
+        metered: Option<(Arc<dyn CallMeter>, http::Uri)>,
         trace_id: Option<TraceId>,
         traceparent: Option<HeaderValue>,
     }

@@ -24,8 +24,6 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 
-use crate::cli::args::TlsArgs;
-
 /// A client must finish its handshake within this time, so a stalled one
 /// holds nothing but its own task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,10 +32,6 @@ const ACCEPTED_BACKLOG: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("--tls-cert and --tls-key must be given together (only {given} was given)")]
-    Incomplete { given: &'static str },
-    #[error("--tls-client-ca needs --tls-cert and --tls-key")]
-    ClientCaWithoutCert,
     #[error("TLS file {path}: {problem}")]
     File { path: PathBuf, problem: String },
     #[error("TLS certificate {cert} with key {key}: {problem}")]
@@ -56,32 +50,11 @@ fn file_error(path: &Path, problem: impl ToString) -> TlsError {
 }
 
 /// The PEM files TLS is configured from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
-}
-
-impl TlsFiles {
-    /// The files named by the flags, None for plaintext. The command line
-    /// already insists on both or neither; settings built in code get the
-    /// same check here.
-    pub fn from_args(args: &TlsArgs) -> Result<Option<Self>, TlsError> {
-        match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Ok(Some(Self {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: args.tls_client_ca.clone(),
-            })),
-            (Some(_), None) => Err(TlsError::Incomplete {
-                given: "--tls-cert",
-            }),
-            (None, Some(_)) => Err(TlsError::Incomplete { given: "--tls-key" }),
-            (None, None) if args.tls_client_ca.is_some() => Err(TlsError::ClientCaWithoutCert),
-            (None, None) => Ok(None),
-        }
-    }
 }
 
 /// Which listener a configuration is for: they differ in the ALPN offered.

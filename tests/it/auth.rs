@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use common::clients::{all_output, grpcurl, grpcurl_run, python_with_sdk, run};
 use common::{TestApp, test_settings, write_temp};
-use image_service::transport::auth::TokenDigest;
-use image_service::store::catalog::Catalog;
-use image_service::cli::args::ServeArgs;
+use image_service::app::Application;
+use image_service::app::Settings;
 use image_service::proto::compute::image_service_client::ImageServiceClient as ComputeClient;
 use image_service::proto::compute::{
     GetImageLatestByFamilyRequest, GetImageRequest as ComputeGet, ListImagesRequest as ComputeList,
@@ -26,8 +25,9 @@ use image_service::proto::container_registry::image_service_client::ImageService
 use image_service::proto::container_registry::{
     GetImageRequest as ContainerGet, ListImagesRequest as ContainerList,
 };
+use image_service::store::catalog::Catalog;
 use image_service::store::postgres::{self, ImportMode};
-use image_service::app::Application;
+use image_service::transport::auth::TokenDigest;
 use pg_support::TestSchema;
 use tempfile::NamedTempFile;
 use tonic::transport::Channel;
@@ -136,7 +136,7 @@ fn tokens_file() -> NamedTempFile {
 }
 
 /// Settings with authentication on; the tokens file must outlive the server.
-fn settings_with_auth() -> (ServeArgs, NamedTempFile) {
+fn settings_with_auth() -> (Settings, NamedTempFile) {
     let tokens = tokens_file();
     let mut settings = test_settings(None);
     settings.auth_tokens = Some(tokens.path().to_owned());

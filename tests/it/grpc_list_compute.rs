@@ -7,13 +7,13 @@ use crate::list_support;
 use std::collections::HashSet;
 
 use common::TestApp;
-use image_service::store::catalog::Catalog;
 use image_service::proto::Timestamp;
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::proto::compute::{
     GetImageLatestByFamilyRequest, Image, ListImagesRequest, ListImagesResponse,
 };
+use image_service::store::catalog::Catalog;
 use list_support::{
     AWKWARD_NAME, BIG_FOLDER, FAMILIES, assert_invalid, big_compute_catalog, compute_list,
     compute_reference, repositories,

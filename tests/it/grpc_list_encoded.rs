@@ -11,21 +11,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
-use image_service::store::catalog::Catalog;
+use image_service::domain::compute::ListComputeImages;
 use image_service::domain::compute::{ComputeImageQuery, Family};
+use image_service::domain::container::ListContainerImages;
 use image_service::domain::page::PageRequest;
 use image_service::domain::{FolderId, ImageId};
-use image_service::domain::compute::ListComputeImages;
-use image_service::domain::container::ListContainerImages;
 use image_service::error::ApiError;
 use image_service::grpc;
-use image_service::service::{ComputeImages, ContainerImages};
-use image_service::transport::status::to_status;
 use image_service::proto::{compute, container_registry};
+use image_service::service::{ComputeImages, ContainerImages};
+use image_service::store::catalog::Catalog;
 use image_service::store::{
     ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, MemoryRepository,
     Page, Repositories, RepositoryError, SwappableRepository,
 };
+use image_service::transport::status::to_status;
 use list_support::{
     BIG_FOLDER, FOLDER_A, REGISTRY_1, REGISTRY_2, big_compute_catalog, compute_list,
     container_catalog,
@@ -122,7 +122,10 @@ async fn generated_compute(
         Ok(list) => list,
         Err(err) => return refused(err),
     };
-    let page = match repository.list_compute_images(&list.query, &list.page).await {
+    let page = match repository
+        .list_compute_images(&list.query, &list.page)
+        .await
+    {
         Ok(page) => page,
         Err(err) => return refused(err.into()),
     };
@@ -130,7 +133,11 @@ async fn generated_compute(
         Some(last) if page.more => list.next_page_token(&last.id).unwrap(),
         _ => String::new(),
     };
-    let images = page.items.iter().map(|image| compute::Image::clone(image)).collect();
+    let images = page
+        .items
+        .iter()
+        .map(|image| compute::Image::clone(image))
+        .collect();
     Answer::Ok(
         compute::ListImagesResponse {
             images,
@@ -149,7 +156,10 @@ async fn generated_registry(
         Ok(list) => list,
         Err(err) => return refused(err),
     };
-    let page = match repository.list_container_images(&list.query, &list.page).await {
+    let page = match repository
+        .list_container_images(&list.query, &list.page)
+        .await
+    {
         Ok(page) => page,
         Err(err) => return refused(err.into()),
     };
@@ -157,7 +167,11 @@ async fn generated_registry(
         Some(last) if page.more => list.next_page_token(&last.id).unwrap(),
         _ => String::new(),
     };
-    let images = page.items.iter().map(|image| container_registry::Image::clone(image)).collect();
+    let images = page
+        .items
+        .iter()
+        .map(|image| container_registry::Image::clone(image))
+        .collect();
     Answer::Ok(
         container_registry::ListImagesResponse {
             images,
@@ -192,7 +206,10 @@ async fn compare_compute(
     mut request: compute::ListImagesRequest,
     pages: usize,
 ) -> usize {
-    let new = grpc::compute::server(Arc::new(ComputeImages::new(repository.clone())), MAX_REQUEST);
+    let new = grpc::compute::server(
+        Arc::new(ComputeImages::new(repository.clone())),
+        MAX_REQUEST,
+    );
     for page in 1..=pages {
         let expected = generated_compute(repository.as_ref(), request.clone()).await;
         let answer = served(new.clone(), COMPUTE_LIST, &request).await;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{TestApp, test_settings};
-use image_service::store::catalog::Catalog;
 use image_service::domain::compute::{ComputeImageQuery, Family};
 use image_service::domain::page::PageRequest;
 use image_service::domain::{FolderId, ImageId};
 use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::proto::compute::{self, GetImageRequest};
+use image_service::store::catalog::Catalog;
 use image_service::store::{
     ComputeImageRepository, ListError, MemoryRepository, Page, Repositories, RepositoryError,
 };
@@ -145,7 +145,7 @@ async fn past_the_limit_calls_are_refused_at_once_on_both_faces() {
 
 #[tokio::test]
 async fn requests_over_the_size_limit_are_refused_on_both_faces() {
-    let settings = image_service::cli::args::ServeArgs {
+    let settings = image_service::app::Settings {
         max_request_size: 1024,
         ..test_settings(None)
     };
@@ -210,7 +210,7 @@ async fn time_until_closed(stream: &mut tokio::net::TcpStream) -> (Duration, Vec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_on_both_listeners_busy_ones_are_not() {
     use tokio::io::AsyncWriteExt;
-    let settings = image_service::cli::args::ServeArgs {
+    let settings = image_service::app::Settings {
         idle_timeout: Duration::from_millis(400),
         ..test_settings(None)
     };

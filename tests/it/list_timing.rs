@@ -7,14 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image_service::store::catalog::{Catalog, ImageList};
-use image_service::service::{ComputeImages, ImagePage};
 use image_service::proto::Timestamp;
 use image_service::proto::compute::image::Status as ImageStatus;
-use image_service::proto::compute::{
-    GetImageLatestByFamilyRequest, Image, ListImagesRequest,
-};
+use image_service::proto::compute::{GetImageLatestByFamilyRequest, Image, ListImagesRequest};
+use image_service::service::{ComputeImages, ImagePage};
 use image_service::store::MemoryRepository;
+use image_service::store::catalog::{Catalog, ImageList};
 
 const FOLDER: &str = "b1gtimingf0lder00000";
 const IMAGES: u32 = 100_000;

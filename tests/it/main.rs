@@ -6,6 +6,7 @@ mod common;
 mod list_support;
 mod pg_support;
 
+mod architecture;
 mod auth;
 mod auth_binary;
 mod behind_proxy;

@@ -10,8 +10,8 @@ use crate::list_support;
 use crate::pg_support;
 
 use common::TestApp;
-use image_service::store::catalog::{Catalog, ImageList};
 use image_service::proto::{compute, container_registry};
+use image_service::store::catalog::{Catalog, ImageList};
 use image_service::store::postgres::{self, ImportMode};
 use list_support::{
     AWKWARD_NAME, BIG_FOLDER, FAMILIES, FOLDER_A, FOLDER_B, REGISTRY_1, REGISTRY_2, REGISTRY_3,

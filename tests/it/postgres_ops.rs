@@ -11,12 +11,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{TestApp, test_settings, write_temp};
-use image_service::store::catalog::{Catalog, ImageList};
-use image_service::cli::args::ServeArgs;
+use image_service::app::Settings;
+use image_service::app::{Application, SERVED_SERVICES};
 use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::proto::{compute, container_registry};
+use image_service::store::catalog::{Catalog, ImageList};
 use image_service::store::postgres::{self, Database, ImportMode};
-use image_service::app::{Application, SERVED_SERVICES};
 use list_support::{BIG_FOLDER, big_compute_catalog, compute_list};
 use pg_support::{Mode, Proxy, TestSchema, closed_port, database_addr, quick_pool, url_via};
 use tonic::Code;
@@ -357,7 +357,7 @@ async fn no_migrate_refuses_a_schema_that_is_not_migrated() {
     let Some(schema) = TestSchema::create("no_migrate_refuses_a_schema").await else {
         return;
     };
-    let mut settings = ServeArgs {
+    let mut settings = Settings {
         database_url: Some(schema.url.clone()),
         no_migrate: true,
         pool: quick_pool(),
@@ -380,7 +380,7 @@ async fn no_migrate_refuses_a_schema_that_is_not_migrated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_waits_for_the_database_then_gives_up() {
     let url = format!("postgres://postgres@127.0.0.1:{}/test", closed_port().await);
-    let settings = ServeArgs {
+    let settings = Settings {
         database_url: Some(url),
         database_startup_timeout: Duration::from_secs(2),
         pool: quick_pool(),
@@ -414,7 +414,7 @@ async fn serving_survives_the_database_going_away_and_coming_back() {
     .expect("imports");
     let proxy = Proxy::start(database_addr(&schema.url)).await;
     // Built as `serve` builds it, through the proxy: waits, migrates, watches.
-    let settings = ServeArgs {
+    let settings = Settings {
         database_url: Some(url_via(&schema.url, proxy.addr)),
         pool: quick_pool(),
         ..test_settings(None)

@@ -14,11 +14,12 @@ use std::time::Duration;
 use common::clients::{all_output, curl, grpcurl, python_with_sdk, run};
 use common::process::Server;
 use common::{TestApp, demo_catalog_json, test_settings, write_temp};
-use image_service::transport::auth::TokenDigest;
-use image_service::cli::args::{ServeArgs, TlsArgs};
+use image_service::app::Settings;
+use image_service::app::{Application, StartupError};
 use image_service::proto::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
 use image_service::proto::endpoint::{GetApiEndpointRequest, ListApiEndpointsRequest};
-use image_service::app::{Application, StartupError};
+use image_service::transport::auth::TokenDigest;
+use image_service::transport::tls::TlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -90,17 +91,17 @@ impl Pki {
         }
     }
 
-    fn tls_args(&self, mutual: bool) -> TlsArgs {
-        TlsArgs {
-            tls_cert: Some(self.cert.clone()),
-            tls_key: Some(self.key.clone()),
-            tls_client_ca: mutual.then(|| self.client_ca.clone()),
+    fn tls_files(&self, mutual: bool) -> TlsFiles {
+        TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            client_ca: mutual.then(|| self.client_ca.clone()),
         }
     }
 
-    fn settings(&self, mutual: bool) -> ServeArgs {
-        ServeArgs {
-            tls: self.tls_args(mutual),
+    fn settings(&self, mutual: bool) -> Settings {
+        Settings {
+            tls: Some(self.tls_files(mutual)),
             ..test_settings(None)
         }
     }
@@ -452,7 +453,7 @@ async fn a_stalled_handshake_does_not_hold_up_other_clients() {
     app.stop().await;
 }
 
-async fn start_error(settings: &ServeArgs) -> String {
+async fn start_error(settings: &Settings) -> String {
     match Application::build(settings).await {
         Ok(_) => panic!("the server started with bad TLS settings"),
         Err(err @ StartupError::Tls(_)) => err.to_string(),
@@ -465,7 +466,7 @@ async fn bad_tls_files_refuse_the_start_naming_the_file_and_the_problem() {
     let pki = Pki::new();
 
     let mut settings = pki.settings(false);
-    settings.tls.tls_cert = Some(pki.path("missing.pem"));
+    tls_mut(&mut settings).cert = pki.path("missing.pem");
     let err = start_error(&settings).await;
     assert!(
         err.contains("missing.pem") && err.contains("cannot read"),
@@ -475,7 +476,7 @@ async fn bad_tls_files_refuse_the_start_naming_the_file_and_the_problem() {
     let garbage = pki.path("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").expect("write");
     let mut settings = pki.settings(false);
-    settings.tls.tls_cert = Some(garbage.clone());
+    tls_mut(&mut settings).cert = garbage.clone();
     let err = start_error(&settings).await;
     assert!(
         err.contains("garbage.pem") && err.contains("no CERTIFICATE"),
@@ -483,7 +484,7 @@ async fn bad_tls_files_refuse_the_start_naming_the_file_and_the_problem() {
     );
 
     let mut settings = pki.settings(false);
-    settings.tls.tls_key = Some(garbage);
+    tls_mut(&mut settings).key = garbage;
     let err = start_error(&settings).await;
     assert!(
         err.contains("garbage.pem") && err.contains("no PRIVATE KEY"),
@@ -492,7 +493,7 @@ async fn bad_tls_files_refuse_the_start_naming_the_file_and_the_problem() {
 
     // A key that is not the certificate's.
     let mut settings = pki.settings(false);
-    settings.tls.tls_key = Some(pki.client_key.clone());
+    tls_mut(&mut settings).key = pki.client_key.clone();
     let err = start_error(&settings).await;
     assert!(
         err.contains("server.pem") && err.contains("client.key"),
@@ -500,19 +501,19 @@ async fn bad_tls_files_refuse_the_start_naming_the_file_and_the_problem() {
     );
 
     let mut settings = pki.settings(false);
-    settings.tls.tls_client_ca = Some(pki.path("no-ca.pem"));
+    tls_mut(&mut settings).client_ca = Some(pki.path("no-ca.pem"));
     let err = start_error(&settings).await;
     assert!(err.contains("no-ca.pem"), "{err}");
+}
 
-    let mut settings = pki.settings(false);
-    settings.tls.tls_key = None;
-    let err = start_error(&settings).await;
-    assert!(err.contains("--tls-key"), "{err}");
+/// The TLS files of settings made with TLS on.
+fn tls_mut(settings: &mut Settings) -> &mut TlsFiles {
+    settings.tls.as_mut().expect("TLS settings")
 }
 
 #[tokio::test]
 async fn endpoint_discovery_answers_the_advertised_address() {
-    let settings = ServeArgs {
+    let settings = Settings {
         advertise_address: Some("images.example.com:443".to_owned()),
         ..test_settings(None)
     };

@@ -10,10 +10,10 @@ use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::pool::{Database, query_error};
-use crate::store::catalog::{Catalog, Duplicate, ImageList};
 use crate::domain::container::registry_of;
 use crate::proto::{compute, container_registry};
 use crate::store::RepositoryError;
+use crate::store::catalog::{Catalog, Duplicate, ImageList};
 
 /// Rows per INSERT.
 const BATCH: usize = 1000;

@@ -29,7 +29,7 @@ use tokio_postgres::types::ToSql;
 
 pub use catalog_io::{ImportMode, export_catalog, import_catalog};
 pub use migrations::{MIGRATIONS, check_schema, migrate};
-pub use pool::{Database, DatabaseError, ErrorKind, PoolState};
+pub use pool::{Database, DatabaseError, ErrorKind, PoolSettings, PoolState};
 
 use super::{
     ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,

@@ -20,9 +20,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::tls::TlsSettings;
 
-use crate::cli::args::PoolArgs;
-use crate::transport::deadline;
 use crate::store::RepositoryError;
+use crate::transport::deadline;
 
 /// Prepared statements kept per connection before the cache starts over: List
 /// queries vary with the filter's shape, so their number has no fixed bound.
@@ -37,6 +36,28 @@ pub enum DatabaseError {
     Pool(String),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+/// Limits of the connection pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections the pool opens.
+    pub size: usize,
+    /// How long a call waits for a connection before it answers UNAVAILABLE.
+    pub acquire_timeout: Duration,
+    /// How long one statement may run (the server's `statement_timeout` and
+    /// the client's own deadline for an answer).
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            size: 16,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A pool of connections to one database. Cheap to clone.
@@ -97,7 +118,7 @@ pub struct PoolState {
 
 impl Database {
     /// Builds the pool; connects lazily, so this succeeds with the database down.
-    pub fn connect(url: &str, limits: &PoolArgs) -> Result<Self, DatabaseError> {
+    pub fn connect(url: &str, limits: &PoolSettings) -> Result<Self, DatabaseError> {
         let tls = TlsSettings::from_url(url)?;
         let mut config: tokio_postgres::Config = tls
             .url

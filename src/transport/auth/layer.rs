@@ -16,9 +16,9 @@ use pin_project_lite::pin_project;
 use tonic::server::NamedService;
 use tower::{Layer, Service};
 
-use crate::domain::access::Caller;
 use super::store::TokenStore;
 use super::tokens::TokenTable;
+use crate::domain::access::Caller;
 use crate::error::ApiError;
 use crate::transport::request_context::{RequestId, request_id_of};
 use crate::transport::status;

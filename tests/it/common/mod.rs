@@ -1,7 +1,6 @@
 //! Test harness: starts the real server on port 0 in this process and hands back
 //! its address, the way a client would find it.
 
-
 pub mod clients;
 pub mod process;
 
@@ -9,10 +8,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use image_service::cli::args::ServeArgs;
+use image_service::app::Application;
+use image_service::app::Settings;
 use image_service::store::Repositories;
 use image_service::store::postgres::Database;
-use image_service::app::Application;
 use tempfile::NamedTempFile;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -55,7 +54,7 @@ impl TestApp {
     }
 
     pub async fn start(
-        settings: ServeArgs,
+        settings: Settings,
         catalog_file: Option<NamedTempFile>,
         repositories: Option<Repositories>,
     ) -> Self {
@@ -129,13 +128,13 @@ impl TestApp {
     }
 }
 
-pub fn test_settings(catalog: Option<PathBuf>) -> ServeArgs {
-    ServeArgs {
+pub fn test_settings(catalog: Option<PathBuf>) -> Settings {
+    Settings {
         grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
         http_listen: "127.0.0.1:0".parse().expect("valid address"),
         shutdown_delay: std::time::Duration::ZERO,
         catalog,
-        ..ServeArgs::default()
+        ..Settings::default()
     }
 }
 
@@ -151,5 +150,6 @@ pub fn write_temp(contents: &str) -> NamedTempFile {
 
 /// The demo catalog as parsed JSON, to compare answers with.
 pub fn demo_catalog_json() -> serde_json::Value {
-    serde_json::from_str(image_service::store::catalog::DEMO_CATALOG_JSON).expect("demo catalog is JSON")
+    serde_json::from_str(image_service::store::catalog::DEMO_CATALOG_JSON)
+        .expect("demo catalog is JSON")
 }

@@ -1,11 +1,10 @@
 //! Shared by the List tests: generated catalogs, a reference order computed the
 //! simple way (sort everything), and the checks every INVALID_ARGUMENT must pass.
 
-
-use image_service::store::catalog::{Catalog, ImageList};
 use image_service::proto::Timestamp;
 use image_service::proto::compute::image::Status as ImageStatus;
 use image_service::proto::{compute, container_registry};
+use image_service::store::catalog::{Catalog, ImageList};
 use image_service::store::{MemoryRepository, Repositories};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;

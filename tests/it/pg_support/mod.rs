@@ -3,12 +3,11 @@
 //! reached through `search_path` in the URL's `options`, and drops it at the end.
 //! Without a reachable database the tests say `skipped`, unless CI is set.
 
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use image_service::cli::args::PoolArgs;
+use image_service::store::postgres::PoolSettings;
 use image_service::store::postgres::{self, Database};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -145,8 +144,8 @@ impl Drop for TestSchema {
 }
 
 /// Pool limits for tests: failures show within a second or two.
-pub fn quick_pool() -> PoolArgs {
-    PoolArgs {
+pub fn quick_pool() -> PoolSettings {
+    PoolSettings {
         size: 4,
         acquire_timeout: Duration::from_secs(1),
         statement_timeout: Duration::from_secs(2),
