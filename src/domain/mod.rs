@@ -9,6 +9,7 @@ pub mod container;
 pub mod filter;
 pub mod order;
 pub mod page;
+pub mod rules;
 
 use std::fmt;
 

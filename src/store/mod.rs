@@ -15,7 +15,7 @@ use prost::Message;
 
 pub use memory::MemoryRepository;
 pub use postgres::PostgresRepository;
-pub use swappable::SwappableRepository;
+pub use swappable::{Delegate, SwappableRepository};
 
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;

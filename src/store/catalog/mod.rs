@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 pub use list::{Duplicate, ImageList};
 
-use crate::domain::{MAX_FOLDER_ID_CHARS, MAX_IMAGE_ID_CHARS};
+use crate::domain::{MAX_FOLDER_ID_CHARS, MAX_IMAGE_ID_CHARS, rules};
 use crate::proto::{self, compute, container_registry};
 use list::EncodedImages;
 
@@ -33,10 +33,11 @@ const COMPUTE_IMAGES: &str = "computeImages";
 const CONTAINER_IMAGES: &str = "containerRegistryImages";
 const CONTAINER_REGISTRIES: &str = "containerRegistries";
 
-/// Limits on compute image fields from the resource's documentation.
-const MAX_NAME_CHARS: usize = 63;
-const MAX_DESCRIPTION_CHARS: usize = 256;
-const MAX_LABELS: usize = 64;
+/// Limits on compute image fields: the API's (`domain::rules`). A catalog
+/// entry must have a name; its patterns are the API's to enforce on Create.
+const MAX_NAME_CHARS: usize = rules::IMAGE_NAME.max_chars;
+const MAX_DESCRIPTION_CHARS: usize = rules::IMAGE_DESCRIPTION.max_chars;
+const MAX_LABELS: usize = rules::MAX_LABELS;
 
 /// A validated catalog: every id present, unique within its list, at most 50
 /// characters and printable ASCII (so a page token can carry it).
