@@ -34,8 +34,8 @@ use crate::store::catalog::{Catalog, CatalogError};
 use crate::store::postgres::{self, Database, DatabaseError};
 use crate::store::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
 use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
-use crate::transport::deadline::{DeadlineLayer, GrpcDeadlineLayer};
-use crate::transport::error_headers::HeadersBeforeErrorLayer;
+use crate::transport::deadline::DeadlineLayer;
+use crate::transport::error_headers;
 use crate::transport::idle::{IdleIncoming, IdleTrackLayer};
 use crate::transport::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
 use crate::transport::request_context::{RequestContext, RequestContextLayer};
@@ -342,11 +342,11 @@ impl Application {
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .layer(IdleTrackLayer::default())
             // Outside the request context, which stamps the ids this moves.
-            .layer(HeadersBeforeErrorLayer)
+            .layer(error_headers::layer())
             .layer(self.context)
             // Inside the request context: a deadline answer is logged, counted
             // and carries the request id like any other.
-            .layer(GrpcDeadlineLayer)
+            .layer(DeadlineLayer)
             .layer(InFlightLimitLayer::new(self.limits.in_flight))
             .layer(OversizeStatusLayer::new(self.limits.max_request_size))
             .add_routes(self.routes);

@@ -1,3 +1,4 @@
-//! The command line: clap's types and the settings built from them.
+//! The command line: clap's types, the settings built from them, and the commands.
 
 pub mod args;
+pub mod commands;

@@ -2,56 +2,33 @@
 
 use std::sync::Arc;
 
-use tonic::Request;
-use tonic::server::NamedService;
+use super::{EncodedMessage, Served, method};
+use crate::proto::container_registry::image_service_server::ImageServiceServer;
 
-use super::unary::{Method, Served, unary};
-use super::{EncodedMessage, parts, respond};
+/// The generated server stands only for the service's name (routing needs it).
+type Named = ImageServiceServer<()>;
 use crate::proto::container_registry::{GetImageRequest, ListImagesRequest};
 use crate::service::ContainerImages;
-
-/// The service's name, for routing.
-pub struct ContainerImageService;
-
-impl NamedService for ContainerImageService {
-    const NAME: &'static str = crate::proto::CONTAINER_REGISTRY_IMAGE_SERVICE;
-}
 
 pub const GET: &str = "/yandex.cloud.containerregistry.v1.ImageService/Get";
 const LIST: &str = "/yandex.cloud.containerregistry.v1.ImageService/List";
 
-/// The Container Registry ImageService, decoding requests of at most
-/// `max_request_size` bytes.
-pub fn server(
-    service: Arc<ContainerImages>,
-    max_request_size: usize,
-) -> Served<ContainerImageService> {
-    let methods: Vec<Method> = vec![
-        unary(GET, max_request_size, {
-            let service = service.clone();
-            move |request: Request<GetImageRequest>| {
-                let service = service.clone();
-                async move {
-                    let (id, caller, message) = parts(request);
-                    respond(
-                        service.get(caller.as_deref(), message).await,
-                        id,
-                        EncodedMessage,
-                    )
-                }
-            }
-        }),
-        unary(LIST, max_request_size, {
-            move |request: Request<ListImagesRequest>| {
-                let service = service.clone();
-                async move {
-                    let (id, caller, message) = parts(request);
-                    respond(service.list(caller.as_deref(), message).await, id, |page| {
-                        page
-                    })
-                }
-            }
-        }),
-    ];
-    Served::new(methods)
+/// The Container Registry ImageService, decoding requests of at most `max` bytes.
+pub fn server(service: Arc<ContainerImages>, max: usize) -> Served<Named> {
+    Served::new(vec![
+        method(
+            GET,
+            max,
+            service.clone(),
+            |s, caller, r: GetImageRequest| async move { s.get(caller.as_deref(), r).await },
+            EncodedMessage,
+        ),
+        method(
+            LIST,
+            max,
+            service,
+            |s, caller, r: ListImagesRequest| async move { s.list(caller.as_deref(), r).await },
+            std::convert::identity,
+        ),
+    ])
 }

@@ -7,8 +7,10 @@ pub mod container_registry;
 pub mod endpoint;
 pub mod unary;
 
+use std::future::Future;
 use std::sync::Arc;
 
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::domain::access::{Caller, caller_of};
@@ -16,7 +18,33 @@ use crate::error::ApiError;
 use crate::transport::request_context::{RequestId, request_id_of};
 use crate::transport::status::to_status;
 
-pub use unary::{EncodedMessage, Served};
+pub use unary::{EncodedMessage, Method, Served};
+
+/// The method at `path` answered by a service function: `call` gets the
+/// service, the caller and the request message; `message` makes the answer.
+fn method<Svc, Req, T, M, F, Fut>(
+    path: &'static str,
+    max_request_size: usize,
+    service: Arc<Svc>,
+    call: F,
+    message: fn(T) -> M,
+) -> Method
+where
+    Svc: Send + Sync + 'static,
+    T: 'static,
+    Req: Message + Default + Send + 'static,
+    M: Message + Send + 'static,
+    F: Fn(Arc<Svc>, Option<Arc<Caller>>, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    unary::unary(path, max_request_size, move |request: Request<Req>| {
+        let (service, call) = (service.clone(), call.clone());
+        async move {
+            let (request_id, caller, request) = parts(request);
+            respond(call(service, caller, request).await, request_id, message)
+        }
+    })
+}
 
 /// What a handler needs of a tonic request: its request id (from the request
 /// context), its caller (from authentication, none when it is off) and its message.

@@ -45,26 +45,12 @@ pub struct Reply {
     pub status_details: Option<Bytes>,
 }
 
-/// Sends `payload` (an encoded request message) to `grpc_path` on `routes`.
-pub async fn unary(
-    routes: &Routes,
-    grpc_path: &str,
-    uri: Uri,
-    payload: &[u8],
-    incoming: &HeaderMap,
-    request_id: &RequestId,
-    metrics: &Metrics,
-) -> Reply {
-    metered(
-        grpc_path,
-        metrics,
-        call(routes, uri, payload, incoming, request_id),
-    )
-    .await
-}
-
 /// Runs `call` named and counted as the gRPC method `grpc_path`.
-async fn metered(grpc_path: &str, metrics: &Metrics, call: impl Future<Output = Reply>) -> Reply {
+pub async fn metered(
+    grpc_path: &str,
+    metrics: &Metrics,
+    call: impl Future<Output = Reply>,
+) -> Reply {
     let started = Instant::now();
     record_grpc_method(grpc_path);
     metrics.call_started(grpc_path);
@@ -125,25 +111,8 @@ impl DirectGets {
     }
 
     /// Calls `get` as the gRPC face would: the same authentication, the same
-    /// Get, the same metrics; only the framing and routing are left out.
+    /// Get; only the framing and routing are left out (meter it with [`metered`]).
     pub async fn call(
-        &self,
-        get: &DirectGet,
-        grpc_path: &str,
-        payload: &[u8],
-        incoming: &HeaderMap,
-        request_id: &RequestId,
-        metrics: &Metrics,
-    ) -> Reply {
-        metered(
-            grpc_path,
-            metrics,
-            self.call_unmetered(get, payload, incoming, request_id),
-        )
-        .await
-    }
-
-    async fn call_unmetered(
         &self,
         get: &DirectGet,
         payload: &[u8],
@@ -178,7 +147,9 @@ impl DirectGets {
     }
 }
 
-async fn call(
+/// Sends `payload` (an encoded request message) to the gRPC method at `uri` on
+/// `routes` (meter it with [`metered`]).
+pub async fn unary(
     routes: &Routes,
     uri: Uri,
     payload: &[u8],

@@ -211,30 +211,21 @@ impl Shared {
             Err(err) => return fail(StatusCode::BAD_REQUEST, err),
         };
 
-        let reply = match self.direct.find(&route.grpc_path) {
+        let grpc_path = route.grpc_path.as_str();
+        let reply = match self.direct.find(grpc_path) {
             Some(get) => {
-                self.direct
-                    .call(
-                        get,
-                        &route.grpc_path,
-                        &payload,
-                        &parts.headers,
-                        &request_id,
-                        &self.metrics,
-                    )
-                    .await
+                let call = self.direct.call(get, &payload, &parts.headers, &request_id);
+                grpc_call::metered(grpc_path, &self.metrics, call).await
             }
             None => {
-                grpc_call::unary(
+                let call = grpc_call::unary(
                     &self.grpc,
-                    &route.grpc_path,
                     route.grpc_uri.clone(),
                     &payload,
                     &parts.headers,
                     &request_id,
-                    &self.metrics,
-                )
-                .await
+                );
+                grpc_call::metered(grpc_path, &self.metrics, call).await
             }
         };
         if reply.code != 0 {
@@ -280,16 +271,11 @@ impl Shared {
             let probe = HealthCheckRequest {
                 service: service.clone(),
             };
-            let reply = grpc_call::unary(
-                &self.grpc,
-                "/grpc.health.v1.Health/Check",
-                http::Uri::from_static("/grpc.health.v1.Health/Check"),
-                &probe.encode_to_vec(),
-                &http::HeaderMap::new(),
-                request_id,
-                &self.metrics,
-            )
-            .await;
+            const CHECK: &str = "/grpc.health.v1.Health/Check";
+            let (payload, headers) = (probe.encode_to_vec(), http::HeaderMap::new());
+            let uri = http::Uri::from_static(CHECK);
+            let call = grpc_call::unary(&self.grpc, uri, &payload, &headers, request_id);
+            let reply = grpc_call::metered(CHECK, &self.metrics, call).await;
             let status = HealthCheckResponse::decode(reply.message).map(|r| r.status);
             if reply.code != 0 || status != Ok(SERVING) {
                 not_ready.push(service.clone());

@@ -1,12 +1,9 @@
 //! `yandex.cloud.compute.v1.ImageService`.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use super::authorize::{self, encoded_string_field};
-use super::{ImagePage, backend_failed, list_failed};
-use crate::domain::ImageId;
+use super::{ImagePage, Images, backend_failed, get_image, list_failed};
 use crate::domain::access::Caller;
 use crate::domain::compute::{LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
@@ -18,16 +15,10 @@ use crate::store::ComputeImageRepository;
 /// The field number of `Image.folder_id`.
 const FOLDER_ID: u32 = 2;
 
-/// The compute ImageService over its store.
-pub struct ComputeImages {
-    store: Arc<dyn ComputeImageRepository>,
-}
+/// The compute ImageService.
+pub type ComputeImages = Images<dyn ComputeImageRepository>;
 
 impl ComputeImages {
-    pub fn new(store: Arc<dyn ComputeImageRepository>) -> Self {
-        Self { store }
-    }
-
     /// Get: the image's encoding. `caller` is who authentication let in (none
     /// when it is off).
     pub async fn get(
@@ -35,21 +26,17 @@ impl ComputeImages {
         caller: Option<&Caller>,
         request: GetImageRequest,
     ) -> Result<Bytes, ApiError> {
-        let id = ImageId::parse("image_id", request.image_id)?;
-        tracing::Span::current().record("image_id", id.as_str());
-        let image = match self.store.get_compute_image_encoded(&id).await {
-            Ok(Some(image)) => image,
-            Ok(None) => return Err(ApiError::image_not_found(id.as_str())),
-            Err(err) => return Err(backend_failed(err)),
-        };
-        if let Some(caller) = caller {
-            // Boxed, so that a call without authentication carries none of its state.
-            Box::pin(authorize::check(Some(caller), || async {
-                Ok(encoded_string_field(&image, FOLDER_ID))
-            }))
-            .await?;
-        }
-        Ok(image)
+        let store = self.store.as_ref();
+        get_image(
+            caller,
+            request.image_id,
+            |id| async move {
+                let found = store.get_compute_image_encoded(&id).await;
+                (id, found)
+            },
+            |image| std::future::ready(Ok(encoded_string_field(image, FOLDER_ID))),
+        )
+        .await
     }
 
     /// List: a page of the folder's images.

@@ -10,11 +10,28 @@ mod authorize;
 pub mod compute;
 pub mod container;
 
+use std::future::Future;
+
 use bytes::Bytes;
+
+use std::sync::Arc;
 
 pub use compute::ComputeImages;
 pub use container::ContainerImages;
 
+/// An ImageService over its store (`S`: that API's repository trait).
+pub struct Images<S: ?Sized> {
+    store: Arc<S>,
+}
+
+impl<S: ?Sized> Images<S> {
+    pub fn new(store: Arc<S>) -> Self {
+        Self { store }
+    }
+}
+
+use crate::domain::ImageId;
+use crate::domain::access::Caller;
 use crate::domain::page::ListRequest;
 use crate::error::ApiError;
 use crate::store::{EncodedPage, ListError, RepositoryError};
@@ -39,6 +56,34 @@ impl ImagePage {
             next_page_token,
         })
     }
+}
+
+/// The Get of either API: validate the id, look it up, check the caller (if
+/// any) may read the image's folder (`folder_of` finds it from the encoding).
+/// `lookup` hands the id back with its result, so that the not-found message
+/// is only made on a miss.
+async fn get_image<Found, Folder>(
+    caller: Option<&Caller>,
+    raw_id: String,
+    lookup: impl FnOnce(ImageId) -> Found,
+    folder_of: impl FnOnce(&Bytes) -> Folder,
+) -> Result<Bytes, ApiError>
+where
+    Found: Future<Output = (ImageId, Result<Option<Bytes>, RepositoryError>)>,
+    Folder: Future<Output = Result<Option<String>, RepositoryError>>,
+{
+    let id = ImageId::parse("image_id", raw_id)?;
+    tracing::Span::current().record("image_id", id.as_str());
+    let image = match lookup(id).await {
+        (_, Ok(Some(image))) => image,
+        (id, Ok(None)) => return Err(ApiError::image_not_found(id.as_str())),
+        (_, Err(err)) => return Err(backend_failed(err)),
+    };
+    if let Some(caller) = caller {
+        // Boxed, so that a call without authentication carries none of its state.
+        Box::pin(authorize::check(Some(caller), || folder_of(&image))).await?;
+    }
+    Ok(image)
 }
 
 /// Why the write methods are missing.

@@ -24,7 +24,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::error::ApiError;
 use crate::transport::metadata::GRPC_TIMEOUT;
@@ -77,17 +77,37 @@ fn timeout_of<B>(request: &Request<B>) -> Option<Duration> {
         .and_then(parse_grpc_timeout)
 }
 
-/// Runs each call with its `grpc-timeout` deadline visible to [`remaining`].
+/// What a face answers by itself once a call's deadline has passed.
+pub trait DeadlineAnswer: Sized {
+    /// The answer, or None to let the call run on (the backend's own
+    /// deadline error will end it).
+    fn deadline_exceeded(expired: Expired) -> Option<Self>;
+}
+
+/// gRPC: DEADLINE_EXCEEDED, ahead of tonic's CANCELLED.
+impl DeadlineAnswer for Response<tonic::body::Body> {
+    fn deadline_exceeded(expired: Expired) -> Option<Self> {
+        let timeout = expired.timeout;
+        let err = ApiError::DeadlineExceeded(format!(
+            "the call's deadline (grpc-timeout {timeout:?}) passed before it was answered"
+        ));
+        Some(to_status(err, expired.request_id.as_ref()).into_http())
+    }
+}
+
+/// REST: its in-process calls have no timer of tonic's; the backend ends them.
+impl DeadlineAnswer for Response<http_body_util::Full<bytes::Bytes>> {
+    fn deadline_exceeded(_: Expired) -> Option<Self> {
+        None
+    }
+}
+
+/// Runs each call with its `grpc-timeout` deadline visible to [`remaining`],
+/// and answers it as [`DeadlineAnswer`] says once the deadline has passed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeadlineLayer;
 
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Deadline { inner }
-    }
-}
+layer_of!(DeadlineLayer => Deadline {  });
 
 #[derive(Debug, Clone)]
 pub struct Deadline<S> {
@@ -97,98 +117,28 @@ pub struct Deadline<S> {
 impl<S, B> Service<Request<B>> for Deadline<S>
 where
     S: Service<Request<B>>,
+    S::Response: DeadlineAnswer,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = WithDeadline<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let timeout = timeout_of(&request);
-        let future = self.inner.call(request);
-        match timeout {
-            Some(timeout) => {
-                let deadline = Instant::now() + timeout.saturating_sub(MARGIN);
-                WithDeadline::Scoped {
-                    future: CALL_DEADLINE.scope(deadline, future),
-                }
-            }
-            None => WithDeadline::Plain { future },
-        }
-    }
-}
-
-pin_project! {
-    /// A call's future, with or without a deadline in scope.
-    #[project = WithDeadlineProjection]
-    pub enum WithDeadline<F: Future> {
-        Scoped { #[pin] future: TaskLocalFuture<Instant, F> },
-        Plain { #[pin] future: F },
-    }
-}
-
-impl<F: Future> Future for WithDeadline<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            WithDeadlineProjection::Scoped { future } => future.poll(cx),
-            WithDeadlineProjection::Plain { future } => future.poll(cx),
-        }
-    }
-}
-
-/// [`DeadlineLayer`] for the gRPC face: the same deadline for the backend, and
-/// DEADLINE_EXCEEDED as the answer once it has passed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcDeadlineLayer;
-
-impl<S> Layer<S> for GrpcDeadlineLayer {
-    type Service = GrpcDeadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcDeadline { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct GrpcDeadline<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for GrpcDeadline<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = AnswerByDeadline<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    wrapping!(WithDeadline<S::Future>);
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(timeout) = timeout_of(&request) else {
-            return AnswerByDeadline::Plain {
+            return WithDeadline::Plain {
                 future: self.inner.call(request),
             };
         };
         let now = Instant::now();
-        let request_id = request_id_of(request.extensions()).cloned();
-        AnswerByDeadline::Raced {
+        let expired = Expired {
+            timeout,
+            request_id: request_id_of(request.extensions()).cloned(),
+        };
+        WithDeadline::Scoped {
             future: CALL_DEADLINE.scope(
                 now + timeout.saturating_sub(MARGIN),
                 self.inner.call(request),
             ),
             expiry: tokio::time::sleep_until(now + timeout.saturating_sub(ANSWER_MARGIN)),
-            expired: Some(Expired {
-                timeout,
-                request_id,
-            }),
+            expired: Some(expired),
         }
     }
 }
@@ -196,25 +146,15 @@ where
 /// What the answer to a call whose deadline passed is made of, made only then.
 #[derive(Debug)]
 pub struct Expired {
-    timeout: Duration,
-    request_id: Option<RequestId>,
-}
-
-impl Expired {
-    fn answer(self) -> Response<tonic::body::Body> {
-        let timeout = self.timeout;
-        let err = ApiError::DeadlineExceeded(format!(
-            "the call's deadline (grpc-timeout {timeout:?}) passed before it was answered"
-        ));
-        to_status(err, self.request_id.as_ref()).into_http()
-    }
+    pub timeout: Duration,
+    pub request_id: Option<RequestId>,
 }
 
 pin_project! {
-    /// A gRPC call's future, raced against its deadline when it has one.
-    #[project = AnswerByDeadlineProjection]
-    pub enum AnswerByDeadline<F: Future> {
-        Raced {
+    /// A call's future, with its deadline in scope and raced against it when it has one.
+    #[project = WithDeadlineProjection]
+    pub enum WithDeadline<F: Future> {
+        Scoped {
             #[pin] future: TaskLocalFuture<Instant, F>,
             #[pin] expiry: Sleep,
             expired: Option<Expired>,
@@ -223,15 +163,16 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for AnswerByDeadline<F>
+impl<F, R, E> Future for WithDeadline<F>
 where
-    F: Future<Output = Result<Response<tonic::body::Body>, E>>,
+    F: Future<Output = Result<R, E>>,
+    R: DeadlineAnswer,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            AnswerByDeadlineProjection::Raced {
+            WithDeadlineProjection::Scoped {
                 future,
                 expiry,
                 expired,
@@ -239,14 +180,17 @@ where
                 if let Poll::Ready(answer) = future.poll(cx) {
                     return Poll::Ready(answer);
                 }
+                if expired.is_none() {
+                    // Passed, and this face lets the call run on.
+                    return Poll::Pending;
+                }
                 std::task::ready!(expiry.poll(cx));
-                match expired.take() {
-                    Some(expired) => Poll::Ready(Ok(expired.answer())),
-                    // Polled again after answering: never ready again.
+                match expired.take().and_then(R::deadline_exceeded) {
+                    Some(answer) => Poll::Ready(Ok(answer)),
                     None => Poll::Pending,
                 }
             }
-            AnswerByDeadlineProjection::Plain { future } => future.poll(cx),
+            WithDeadlineProjection::Plain { future } => future.poll(cx),
         }
     }
 }

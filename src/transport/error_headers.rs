@@ -8,13 +8,10 @@
 //! go first, the status follows in the trailers, with the two ids repeated
 //! there for clients that read only the trailing metadata.
 
-use std::task::{Context, Poll, ready};
-
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Request, Response};
+use http::{HeaderMap, HeaderName, Response};
 use http_body_util::{BodyExt, Empty};
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::util::MapResponseLayer;
 
 use super::metadata::{GRPC_MESSAGE, GRPC_STATUS};
 use super::request_context::{REQUEST_ID_HEADER, SERVER_TRACE_ID_HEADER};
@@ -26,63 +23,18 @@ const MOVED: [HeaderName; 3] = [GRPC_STATUS, GRPC_MESSAGE, GRPC_STATUS_DETAILS];
 /// Kept in the headers and repeated in the trailers.
 const REPEATED: [&str; 2] = [REQUEST_ID_HEADER, SERVER_TRACE_ID_HEADER];
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HeadersBeforeErrorLayer;
+/// The layer: a response map, so it adds no future or service of its own.
+pub type HeadersBeforeErrorLayer = MapResponseLayer<fn(GrpcResponse) -> GrpcResponse>;
 
-impl<S> Layer<S> for HeadersBeforeErrorLayer {
-    type Service = HeadersBeforeError<S>;
+type GrpcResponse = Response<tonic::body::Body>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        HeadersBeforeError { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct HeadersBeforeError<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for HeadersBeforeError<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = SplitFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        SplitFuture {
-            inner: self.inner.call(request),
-        }
-    }
-}
-
-pin_project! {
-    pub struct SplitFuture<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F, E> std::future::Future for SplitFuture<F>
-where
-    F: std::future::Future<Output = Result<Response<tonic::body::Body>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let result = ready!(self.project().inner.poll(cx));
-        Poll::Ready(result.map(split_trailers_only))
-    }
+pub fn layer() -> HeadersBeforeErrorLayer {
+    MapResponseLayer::new(split_trailers_only)
 }
 
 /// A trailers-only response (its headers hold `grpc-status`) as headers and
 /// trailers; any other response as it is.
-fn split_trailers_only(response: Response<tonic::body::Body>) -> Response<tonic::body::Body> {
+fn split_trailers_only(response: GrpcResponse) -> GrpcResponse {
     if !response.headers().contains_key(GRPC_STATUS) {
         return response;
     }

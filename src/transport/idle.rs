@@ -24,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
-use tower::{Layer, Service};
+use tower::Service;
 
 /// Calls running on one connection, and when the last one ended.
 #[derive(Debug)]
@@ -241,16 +241,7 @@ impl IdleTrackLayer {
     }
 }
 
-impl<S> Layer<S> for IdleTrackLayer {
-    type Service = IdleTrack<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        IdleTrack {
-            inner,
-            activity: self.activity.clone(),
-        }
-    }
-}
+layer_of!(IdleTrackLayer => IdleTrack { activity });
 
 #[derive(Debug, Clone)]
 pub struct IdleTrack<S> {
@@ -262,13 +253,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IdleTrack<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = TrackedFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    wrapping!(TrackedFuture<S::Future>);
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let activity = self.activity.clone().or_else(|| {

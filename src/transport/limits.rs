@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::error::ApiError;
 use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS};
@@ -74,16 +74,7 @@ impl InFlightLimitLayer {
     }
 }
 
-impl<S> Layer<S> for InFlightLimitLayer {
-    type Service = InFlightLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        InFlightLimit {
-            inner,
-            limit: self.limit.clone(),
-        }
-    }
-}
+layer_of!(InFlightLimitLayer => InFlightLimit { limit });
 
 #[derive(Debug, Clone)]
 pub struct InFlightLimit<S> {
@@ -96,13 +87,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = LimitFuture<S::Future, ResBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    wrapping!(LimitFuture<S::Future, ResBody>);
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         match self.limit.try_acquire() {
@@ -170,16 +155,7 @@ impl OversizeStatusLayer {
     }
 }
 
-impl<S> Layer<S> for OversizeStatusLayer {
-    type Service = OversizeStatus<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        OversizeStatus {
-            inner,
-            message: self.message.clone(),
-        }
-    }
-}
+layer_of!(OversizeStatusLayer => OversizeStatus { message });
 
 #[derive(Debug, Clone)]
 pub struct OversizeStatus<S> {
@@ -191,13 +167,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OversizeStatus<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = OversizeFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    wrapping!(OversizeFuture<S::Future>);
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         OversizeFuture {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use opentelemetry::trace::TraceId;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::{Level, Span, field};
 
 use crate::transport::metadata::GRPC_STATUS;
@@ -117,18 +117,7 @@ impl RequestContextLayer {
     }
 }
 
-impl<S> Layer<S> for RequestContextLayer {
-    type Service = RequestContext<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestContext {
-            inner,
-            access_log: self.access_log,
-            span_info: self.span_info,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
+layer_of!(RequestContextLayer => RequestContext { access_log, span_info, metrics });
 
 #[derive(Clone)]
 pub struct RequestContext<S> {
@@ -167,13 +156,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestContext<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    wrapping!(ResponseFuture<S::Future>);
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let request_id = RequestId::from_headers(request.headers());
