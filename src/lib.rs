@@ -14,7 +14,7 @@
 //! - `domain`: validated request values and the image rules, no I/O.
 //! - `error`, `proto`: the error vocabulary and the generated code.
 //!
-//! `tests/architecture.rs` checks these directions.
+//! `tests/it/architecture.rs` checks these directions.
 
 pub mod app;
 pub mod cli;

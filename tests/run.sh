@@ -3,7 +3,7 @@
 # SDK and grpcurl into a venv under target/ (once), the official Node.js SDK into
 # tests/clients/node/node_modules (npm ci, from its package-lock.json) and nginx
 # (apt, as root) when missing, then `cargo test`.
-# Extra arguments go to `cargo test` (e.g. `tests/run.sh --test grpc_get`).
+# Extra arguments go to `cargo test` (e.g. `tests/run.sh --test it grpc_get`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
