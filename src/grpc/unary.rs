@@ -151,6 +151,22 @@ impl<N> Service<http::Request<Body>> for Served<N> {
     }
 }
 
+/// The decoding half of a message that is only ever encoded (a response):
+/// every field is skipped.
+macro_rules! skip_decoding {
+    () => {
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: WireType,
+            buf: &mut impl Buf,
+            ctx: DecodeContext,
+        ) -> Result<(), DecodeError> {
+            prost::encoding::skip_field(wire_type, tag, buf, ctx)
+        }
+    };
+}
+
 /// A message already encoded: prost writes its bytes as they are, so tonic's
 /// own codec frames it like any other message.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -161,16 +177,7 @@ impl Message for EncodedMessage {
         buf.put_slice(&self.0);
     }
 
-    // Only ever encoded (it is a response); decoding skips every field.
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
+    skip_decoding!();
 
     fn encoded_len(&self) -> usize {
         self.0.len()
@@ -201,16 +208,7 @@ impl Message for ImagePage {
         }
     }
 
-    // Only ever encoded (it is a response); decoding skips every field.
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
+    skip_decoding!();
 
     fn encoded_len(&self) -> usize {
         let images: usize = self

@@ -9,10 +9,16 @@ use std::future::Future;
 use bytes::Buf;
 use prost::encoding::{WireType, decode_key, decode_varint, skip_field};
 
+use crate::domain::FolderId;
 use crate::domain::access::{self, Caller};
 use crate::domain::container::registry_of;
 use crate::error::ApiError;
 use crate::store::{ContainerImageRepository, RepositoryError};
+
+/// [`check`] for a call about a folder it names.
+pub async fn check_folder(caller: Option<&Caller>, folder: &FolderId) -> Result<(), ApiError> {
+    check(caller, || async { Ok(Some(folder.as_str().to_owned())) }).await
+}
 
 /// Lets the call go on when `caller` (if any) may read the folder that
 /// `folder` finds (`None`: unknown, readable by callers of every folder only).

@@ -46,8 +46,7 @@ impl ComputeImages {
         request: ListImagesRequest,
     ) -> Result<ImagePage, ApiError> {
         let list = ListComputeImages::parse(request)?;
-        let folder = list.query.folder_id.as_str();
-        authorize::check(caller, || async { Ok(Some(folder.to_owned())) }).await?;
+        authorize::check_folder(caller, &list.query.folder_id).await?;
         let page = self
             .store
             .list_compute_images_encoded(&list.query, &list.page)
@@ -63,8 +62,7 @@ impl ComputeImages {
         request: GetImageLatestByFamilyRequest,
     ) -> Result<Image, ApiError> {
         let query = LatestByFamily::parse(request)?;
-        let folder = query.folder_id.as_str();
-        authorize::check(caller, || async { Ok(Some(folder.to_owned())) }).await?;
+        authorize::check_folder(caller, &query.folder_id).await?;
         let latest = self
             .store
             .latest_compute_image_by_family(&query.folder_id, &query.family)
