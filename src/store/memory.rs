@@ -36,14 +36,10 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message;
 
-use super::{
-    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,
-    RepositoryError, split_extra,
-};
+use super::{Api, Compute, Container, EncodedPage, ListError, Page, RepositoryError, split_extra};
 use crate::domain::compute::{
     ComputeCondition, ComputeImageFilter, ComputeImageQuery, ComputeSortField, Family,
 };
@@ -501,42 +497,79 @@ fn get_decoded<T: Message + Default>(
         .transpose()
 }
 
-#[async_trait]
-impl ComputeImageRepository for MemoryRepository {
-    async fn get_compute_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        get_decoded(&self.compute.list, id)
+/// Where an API's images are kept and how its List pages are found.
+trait Stored: Api {
+    fn list(repository: &MemoryRepository) -> &ImageList<Self::Image>;
+    fn page(
+        repository: &MemoryRepository,
+        query: &Self::Query,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError>;
+}
+
+impl Stored for Compute {
+    fn list(repository: &MemoryRepository) -> &ImageList<compute::Image> {
+        &repository.compute.list
     }
 
-    async fn get_compute_image_encoded(
+    fn page(
+        repository: &MemoryRepository,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError> {
+        repository.compute_page(query, page)
+    }
+}
+
+impl Stored for Container {
+    fn list(repository: &MemoryRepository) -> &ImageList<container_registry::Image> {
+        &repository.container.list
+    }
+
+    fn page(
+        repository: &MemoryRepository,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError> {
+        repository.container_page(query, page)
+    }
+}
+
+impl_repositories!(MemoryRepository);
+
+// Async only to fit `impl_repositories`: nothing here waits.
+impl MemoryRepository {
+    async fn get_image<A: Stored>(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<A::Image>>, RepositoryError> {
+        get_decoded(A::list(self), id)
+    }
+
+    async fn get_image_encoded<A: Stored>(
         &self,
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
-        Ok(self.compute.list.get_encoded(id.as_str()))
+        Ok(A::list(self).get_encoded(id.as_str()))
     }
 
-    async fn list_compute_images(
+    async fn list_images<A: Stored>(
         &self,
-        query: &ComputeImageQuery,
+        query: &A::Query,
         page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
-        decode_page(&self.compute.list, self.compute_page(query, page)?)
+    ) -> Result<Page<A::Image>, ListError> {
+        decode_page(A::list(self), A::page(self, query, page)?)
     }
 
-    async fn list_compute_images_encoded(
+    async fn list_images_encoded<A: Stored>(
         &self,
-        query: &ComputeImageQuery,
+        query: &A::Query,
         page: &PageRequest,
     ) -> Result<EncodedPage, ListError> {
-        Ok(encoded_page(
-            &self.compute.list,
-            self.compute_page(query, page)?,
-        ))
+        Ok(encoded_page(A::list(self), A::page(self, query, page)?))
     }
 
-    async fn latest_compute_image_by_family(
+    async fn latest_by_family(
         &self,
         folder: &FolderId,
         family: &Family,
@@ -551,6 +584,16 @@ impl ComputeImageRepository for MemoryRepository {
         // The newest created_at is the last run; its first image has the smallest id.
         let row = rows[run_start(&self.compute, rows, rows.len(), Key::CreatedAt)];
         decode_row(&self.compute.list, row).map(|image| Some(Arc::new(image)))
+    }
+
+    async fn folder_of_registry(
+        &self,
+        registry_id: &str,
+    ) -> Result<Option<String>, RepositoryError> {
+        Ok(self
+            .registry_folders
+            .get(registry_id)
+            .map(|f| f.to_string()))
     }
 }
 
@@ -579,13 +622,10 @@ impl MemoryRepository {
             table.folder(row) == query.folder_id.as_str()
                 && compute_matches(&query.filter, table, row)
         };
-        let rows = match self.compute_candidates(folder, &query.filter) {
-            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
-                page_of_candidates(table, candidates, &order, after, size, accept)
-            }
-            _ => page_of(table, view, &order, after, size, accept),
-        };
-        Ok(rows)
+        let candidates = self.compute_candidates(folder, &query.filter);
+        Ok(page_rows(
+            table, view, candidates, &order, after, size, accept,
+        ))
     }
 
     /// The images that can pass `filter`, from the index of its most selective
@@ -647,49 +687,6 @@ fn compute_matches(filter: &ComputeImageFilter, table: &ComputeRows, row: Row) -
     })
 }
 
-#[async_trait]
-impl ContainerImageRepository for MemoryRepository {
-    async fn get_container_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
-        get_decoded(&self.container.list, id)
-    }
-
-    async fn get_container_image_encoded(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Bytes>, RepositoryError> {
-        Ok(self.container.list.get_encoded(id.as_str()))
-    }
-
-    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
-        Ok(self
-            .registry_folders
-            .get(registry_id)
-            .map(|f| f.to_string()))
-    }
-
-    async fn list_container_images(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<Page<container_registry::Image>, ListError> {
-        decode_page(&self.container.list, self.container_page(query, page)?)
-    }
-
-    async fn list_container_images_encoded(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<EncodedPage, ListError> {
-        Ok(encoded_page(
-            &self.container.list,
-            self.container_page(query, page)?,
-        ))
-    }
-}
-
 impl MemoryRepository {
     /// The positions of a container registry List page.
     fn container_page(
@@ -731,13 +728,9 @@ impl MemoryRepository {
             .names()
             .first()
             .map(|name| Candidates::new(vec![name_range(table, scope.view(Key::Name), name)]));
-        let rows = match candidates {
-            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
-                page_of_candidates(table, candidates, &order, after, size, accept)
-            }
-            _ => page_of(table, view, &order, after, size, accept),
-        };
-        Ok(rows)
+        Ok(page_rows(
+            table, view, candidates, &order, after, size, accept,
+        ))
     }
 }
 
@@ -908,6 +901,25 @@ impl<'a> Candidates<'a> {
 struct PageRows {
     rows: Vec<Row>,
     more: bool,
+}
+
+/// A page from the candidates where sorting them beats walking `view` (see
+/// [`Candidates::worth_sorting`]), else from the walk.
+fn page_rows<R: Rows>(
+    table: &R,
+    view: &[Row],
+    candidates: Option<Candidates<'_>>,
+    order: &[(Key, Direction)],
+    after: Option<Row>,
+    size: usize,
+    accept: impl Fn(Row) -> bool,
+) -> PageRows {
+    match candidates {
+        Some(candidates) if candidates.worth_sorting(view.len(), size) => {
+            page_of_candidates(table, candidates, order, after, size, accept)
+        }
+        _ => page_of(table, view, order, after, size, accept),
+    }
 }
 
 /// A page from candidates: those that pass `accept`, sorted in `order` (then id
@@ -1155,19 +1167,26 @@ mod tests {
         }
     }
 
+    /// `count` images, ids out of order, with many ties on name (`names`
+    /// distinct) and created_at (`times` distinct).
+    fn with_ties(count: usize, names: usize, times: i64) -> ComputeRows {
+        table(
+            (0..count)
+                .map(|i| {
+                    let seconds = i64::try_from(i).unwrap() % times;
+                    image(
+                        &format!("id{:03}", (i * 37) % count),
+                        &format!("n{}", i % names),
+                        seconds,
+                    )
+                })
+                .collect(),
+        )
+    }
+
     #[test]
     fn paging_matches_a_full_sort_in_every_order() {
-        // Many ties on name and created_at, ids out of order.
-        let items: Vec<_> = (0..200)
-            .map(|i| {
-                image(
-                    &format!("id{:03}", (i * 37) % 200),
-                    &format!("n{}", i % 7),
-                    i % 13,
-                )
-            })
-            .collect();
-        let table = table(items);
+        let table = with_ties(200, 7, 13);
         let orders: Vec<Vec<(Key, Direction)>> = vec![
             vec![(Key::Id, Direction::Asc)],
             vec![(Key::Id, Direction::Desc)],
@@ -1194,16 +1213,7 @@ mod tests {
 
     #[test]
     fn sorted_candidates_page_like_the_walk() {
-        let items: Vec<_> = (0..300)
-            .map(|i| {
-                image(
-                    &format!("id{:03}", (i * 37) % 300),
-                    &format!("n{}", i % 11),
-                    i % 17,
-                )
-            })
-            .collect();
-        let table = table(items);
+        let table = with_ties(300, 11, 17);
         let all: Vec<Row> = table.rows().collect();
         let sorted = Sorted::new(&table, all.clone());
         let keep = |row: Row| table.name(row).ends_with('3') || table.name(row) == "n7";
