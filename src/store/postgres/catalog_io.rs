@@ -133,6 +133,28 @@ impl<'a> ImageColumns<'a> {
         }
         columns
     }
+
+    /// Upserts these columns and the table's `own` into `table`.
+    async fn upsert(
+        &self,
+        transaction: &Transaction<'_>,
+        table: &str,
+        own: &[Column<'_>],
+    ) -> Result<(), RepositoryError> {
+        let mut columns: Vec<Column<'_>> =
+            vec![("id", "TEXT", &self.ids), ("name", "TEXT", &self.names)];
+        columns.extend_from_slice(own);
+        columns.extend([
+            (
+                "created_at_seconds",
+                "INT8",
+                &self.seconds as &(dyn ToSql + Sync),
+            ),
+            ("created_at_nanos", "INT4", &self.nanos),
+            ("body", "BYTEA", &self.bodies),
+        ]);
+        upsert(transaction, table, &columns).await
+    }
 }
 
 async fn insert_compute(
@@ -143,17 +165,12 @@ async fn insert_compute(
     let folders: Vec<&str> = images.iter().map(|i| i.folder_id.as_str()).collect();
     let families: Vec<&str> = images.iter().map(|i| i.family.as_str()).collect();
     let statuses: Vec<i32> = images.iter().map(|i| i.status).collect();
-    let columns: [Column<'_>; 8] = [
-        ("id", "TEXT", &common.ids),
+    let own: [Column<'_>; 3] = [
         ("folder_id", "TEXT", &folders),
-        ("name", "TEXT", &common.names),
         ("family", "TEXT", &families),
         ("status", "INT4", &statuses),
-        ("created_at_seconds", "INT8", &common.seconds),
-        ("created_at_nanos", "INT4", &common.nanos),
-        ("body", "BYTEA", &common.bodies),
     ];
-    upsert(transaction, "compute_images", &columns).await
+    common.upsert(transaction, "compute_images", &own).await
 }
 
 async fn insert_container(
@@ -163,16 +180,11 @@ async fn insert_container(
     let common = ImageColumns::of(images, |i| (&i.id, &i.name, i.created_at.as_ref()));
     let registries: Vec<Option<&str>> = images.iter().map(|i| registry_of(&i.name)).collect();
     let digests: Vec<&str> = images.iter().map(|i| i.digest.as_str()).collect();
-    let columns: [Column<'_>; 7] = [
-        ("id", "TEXT", &common.ids),
-        ("name", "TEXT", &common.names),
+    let own: [Column<'_>; 2] = [
         ("registry_id", "TEXT", &registries),
         ("digest", "TEXT", &digests),
-        ("created_at_seconds", "INT8", &common.seconds),
-        ("created_at_nanos", "INT4", &common.nanos),
-        ("body", "BYTEA", &common.bodies),
     ];
-    upsert(transaction, "container_images", &columns).await
+    common.upsert(transaction, "container_images", &own).await
 }
 
 async fn insert_registries(
