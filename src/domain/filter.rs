@@ -560,68 +560,79 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_column() {
-        assert_eq!(
-            error(r#"name ~ "a""#),
-            "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `~`"
-        );
-        assert_eq!(
-            error(r#"name = "a" OR family = "b""#),
-            "syntax error at column 12: expected `AND` or the end of the filter, found `OR`"
-        );
-        assert_eq!(
-            error(r#"name = "a" AND"#),
-            "syntax error at column 15: expected a field name, found the end of the filter"
-        );
-        assert_eq!(
-            error(r#"name = "abc"#),
-            "syntax error at column 12: invalid string: no closing quote"
-        );
-        assert!(
-            error(r#"name = "a\qb""#).starts_with("syntax error at column 10: invalid escape"),
-            "{}",
-            error(r#"name = "a\qb""#)
-        );
-        assert!(error(r#"name = "\x80""#).starts_with("syntax error at column 9: invalid escape"));
-        assert!(
-            error(r#"name = "\ud800""#).starts_with("syntax error at column 9: invalid escape")
-        );
-        assert_eq!(
-            error("name = "),
-            "syntax error at column 8: expected a value (a string in quotes), found the end of the filter"
-        );
-        assert_eq!(
-            error("name = AND"),
-            "syntax error at column 8: expected a value (a string in quotes), found `AND`"
-        );
-        assert_eq!(
-            error(r#"name IN ()"#),
-            "syntax error at column 10: expected a value (a string in quotes), found `)`"
-        );
-        assert_eq!(
-            error(r#"name IN ("a" "b")"#),
-            "syntax error at column 14: expected `,` or `)`, found `\"`"
-        );
-        assert_eq!(
-            error(r#"name IN "a""#),
-            "syntax error at column 9: expected `(` opening the list of values, found `\"`"
-        );
-        assert_eq!(
-            error(r#"name NOT ("a")"#),
-            "syntax error at column 10: expected `IN` after `NOT`, found `(`"
-        );
-        assert_eq!(
-            error(r#"name INTO ("a")"#),
-            "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `INTO`"
-        );
-        assert_eq!(
-            error(r#"= "a""#),
-            "syntax error at column 1: expected a field name, found `=`"
-        );
-        // Columns count characters, not bytes.
-        assert_eq!(
-            error("name = \"ééé\" ~"),
-            "syntax error at column 14: expected `AND` or the end of the filter, found `~`"
-        );
+        for (text, expected) in [
+            (
+                r#"name ~ "a""#,
+                "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `~`",
+            ),
+            (
+                r#"name = "a" OR family = "b""#,
+                "syntax error at column 12: expected `AND` or the end of the filter, found `OR`",
+            ),
+            (
+                r#"name = "a" AND"#,
+                "syntax error at column 15: expected a field name, found the end of the filter",
+            ),
+            (
+                r#"name = "abc"#,
+                "syntax error at column 12: invalid string: no closing quote",
+            ),
+            (
+                "name = ",
+                "syntax error at column 8: expected a value (a string in quotes), found the end of the filter",
+            ),
+            (
+                "name = AND",
+                "syntax error at column 8: expected a value (a string in quotes), found `AND`",
+            ),
+            (
+                r#"name IN ()"#,
+                "syntax error at column 10: expected a value (a string in quotes), found `)`",
+            ),
+            (
+                r#"name IN ("a" "b")"#,
+                "syntax error at column 14: expected `,` or `)`, found `\"`",
+            ),
+            (
+                r#"name IN "a""#,
+                "syntax error at column 9: expected `(` opening the list of values, found `\"`",
+            ),
+            (
+                r#"name NOT ("a")"#,
+                "syntax error at column 10: expected `IN` after `NOT`, found `(`",
+            ),
+            (
+                r#"name INTO ("a")"#,
+                "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `INTO`",
+            ),
+            (
+                r#"= "a""#,
+                "syntax error at column 1: expected a field name, found `=`",
+            ),
+            // Columns count characters, not bytes.
+            (
+                "name = \"ééé\" ~",
+                "syntax error at column 14: expected `AND` or the end of the filter, found `~`",
+            ),
+        ] {
+            assert_eq!(error(text), expected, "{text}");
+        }
+        for (text, start) in [
+            (
+                r#"name = "a\qb""#,
+                "syntax error at column 10: invalid escape",
+            ),
+            (
+                r#"name = "\x80""#,
+                "syntax error at column 9: invalid escape",
+            ),
+            (
+                r#"name = "\ud800""#,
+                "syntax error at column 9: invalid escape",
+            ),
+        ] {
+            assert!(error(text).starts_with(start), "{text}: {}", error(text));
+        }
     }
 
     #[test]

@@ -251,29 +251,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert_eq!(
-            keys("size"),
-            Err(
-                "order_by: unknown field `size` at column 1; you can order by name, created_at"
-                    .into()
-            )
-        );
-        assert_eq!(
-            keys("name up"),
-            Err("order_by: unknown direction `up` at column 6; use asc or desc".into())
-        );
-        assert_eq!(
-            keys("name asc desc"),
-            Err("order_by: syntax error at column 10: expected `,` or the end of order_by, found `desc`".into())
-        );
-        assert_eq!(
-            keys("name,"),
-            Err("order_by: syntax error at column 6: expected a field name, found the end of order_by".into())
-        );
-        assert_eq!(
-            keys("name, name desc"),
-            Err("order_by: field `name` is given twice".into())
-        );
+        for (text, expected) in [
+            (
+                "size",
+                "order_by: unknown field `size` at column 1; you can order by name, created_at",
+            ),
+            (
+                "name up",
+                "order_by: unknown direction `up` at column 6; use asc or desc",
+            ),
+            (
+                "name asc desc",
+                "order_by: syntax error at column 10: expected `,` or the end of order_by, found `desc`",
+            ),
+            (
+                "name,",
+                "order_by: syntax error at column 6: expected a field name, found the end of order_by",
+            ),
+            ("name, name desc", "order_by: field `name` is given twice"),
+        ] {
+            assert_eq!(keys(text), Err(expected.into()), "{text}");
+        }
         assert_eq!(
             parse::<Field>("name, created_at", 1).map_err(|e| e.to_string()),
             Err("order_by: only one field can be given".into())
