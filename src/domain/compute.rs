@@ -1,11 +1,9 @@
 //! Queries of `yandex.cloud.compute.v1.ImageService`: List and GetLatestByFamily.
 
-use std::fmt;
-
 use super::filter::{self, column_at};
 use super::order::{self, Direction, SortField, SortKey};
-use super::page::{self, ListRequest};
-use super::{FolderId, ValueSet, check_length, check_max_length};
+use super::page::ListRequest;
+use super::{FolderId, ValueSet, check_length};
 use crate::error::ApiError;
 use crate::proto::compute::image::Status;
 use crate::proto::compute::{GetImageLatestByFamilyRequest, ListImagesRequest};
@@ -37,23 +35,9 @@ impl Family {
         }
         Ok(Self(value))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+string_newtype!(Family, Display);
 
 /// GetLatestByFamily: the newest READY image of a family in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +78,16 @@ const STATUS_NAMES: &str = "STATUS_UNSPECIFIED, CREATING, READY, ERROR, DELETING
 impl ComputeImageFilter {
     /// Parses `filter` (at most 1000 characters).
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        check_max_length("filter", text, MAX_FILTER_CHARS)?;
-        let tree = filter::parse(text)
-            .map_err(|err| ApiError::invalid_argument("filter", err.to_string()))?;
-        let conditions = tree
-            .conditions
-            .iter()
-            .map(|condition| {
-                let (values, negated) = condition.predicate.values();
-                let strings = || ValueSet::new(values.iter().map(|v| v.node.clone()).collect(), negated);
-                match condition.field.node.as_str() {
-                    "id" => Ok(ComputeCondition::Id(strings())),
-                    "name" => Ok(ComputeCondition::Name(strings())),
-                    "family" => Ok(ComputeCondition::Family(strings())),
-                    "status" => {
-                        let statuses = values
+        let (conditions, canonical) = filter::parse_field(text, MAX_FILTER_CHARS, |condition| {
+            let (values, negated) = condition.predicate.values();
+            let strings =
+                || ValueSet::new(values.iter().map(|v| v.node.clone()).collect(), negated);
+            match condition.field.node.as_str() {
+                "id" => Ok(ComputeCondition::Id(strings())),
+                "name" => Ok(ComputeCondition::Name(strings())),
+                "family" => Ok(ComputeCondition::Family(strings())),
+                "status" => {
+                    let statuses = values
                             .iter()
                             .map(|v| {
                                 Status::from_str_name(&v.node).ok_or_else(|| {
@@ -123,21 +102,20 @@ impl ComputeImageFilter {
                                 })
                             })
                             .collect::<Result<_, _>>()?;
-                        Ok(ComputeCondition::Status(ValueSet::new(statuses, negated)))
-                    }
-                    other => Err(ApiError::invalid_argument(
-                        "filter",
-                        format!(
-                            "unknown field `{other}` at column {}; you can filter on {FILTER_FIELDS}",
-                            column_at(text, condition.field.offset)
-                        ),
-                    )),
+                    Ok(ComputeCondition::Status(ValueSet::new(statuses, negated)))
                 }
-            })
-            .collect::<Result<_, _>>()?;
+                other => Err(ApiError::invalid_argument(
+                    "filter",
+                    format!(
+                        "unknown field `{other}` at column {}; you can filter on {FILTER_FIELDS}",
+                        column_at(text, condition.field.offset)
+                    ),
+                )),
+            }
+        })?;
         Ok(Self {
             conditions,
-            canonical: tree.to_string(),
+            canonical,
         })
     }
 
@@ -167,23 +145,12 @@ pub enum ComputeSortField {
 }
 
 impl SortField for ComputeSortField {
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "id" => Some(Self::Id),
-            "name" => Some(Self::Name),
-            "createdAt" | "created_at" => Some(Self::CreatedAt),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Id => "id",
-            Self::Name => "name",
-            Self::CreatedAt => "createdAt",
-        }
-    }
-
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("id", Self::Id),
+        ("name", Self::Name),
+        ("createdAt", Self::CreatedAt),
+        ("created_at", Self::CreatedAt),
+    ];
     const KNOWN: &'static str = "id, name, createdAt (or created_at)";
 }
 
@@ -215,23 +182,27 @@ impl ListComputeImages {
     /// Validates every field; the first problem found is the error.
     pub fn parse(request: ListImagesRequest) -> Result<Self, ApiError> {
         let folder_id = FolderId::parse("folder_id", request.folder_id)?;
-        let page_size = page::check_paging(request.page_size, &request.page_token)?;
-        let filter = ComputeImageFilter::parse(&request.filter)?;
-        check_max_length("order_by", &request.order_by, MAX_ORDER_BY_CHARS)?;
-        let order = order::parse::<ComputeSortField>(&request.order_by, 1)?
-            .into_iter()
-            .next()
-            .unwrap_or(SortKey {
-                field: ComputeSortField::Id,
-                direction: Direction::Asc,
-            });
-        let query = ComputeImageQuery {
-            folder_id,
-            filter,
-            order,
+        let query = || {
+            let filter = ComputeImageFilter::parse(&request.filter)?;
+            let order = order::parse_field(&request.order_by, MAX_ORDER_BY_CHARS, 1)?
+                .into_iter()
+                .next()
+                .unwrap_or(SortKey {
+                    field: ComputeSortField::Id,
+                    direction: Direction::Asc,
+                });
+            Ok(ComputeImageQuery {
+                folder_id,
+                filter,
+                order,
+            })
         };
-        let canonical = query.canonical();
-        ListRequest::new(query, &canonical, page_size, &request.page_token)
+        ListRequest::from_parts(
+            request.page_size,
+            &request.page_token,
+            query,
+            ComputeImageQuery::canonical,
+        )
     }
 }
 

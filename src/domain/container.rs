@@ -3,11 +3,9 @@
 //! An image's `name` is the full name of its repository, which starts with the
 //! id of its registry: `crpxxxxxxxxxxxxxxxxx/team/app`.
 
-use std::fmt;
-
 use super::filter::{self, Predicate, column_at};
 use super::order::{self, SortField, SortKey};
-use super::page::{self, ListRequest};
+use super::page::ListRequest;
 use super::{FolderId, MAX_FOLDER_ID_CHARS, check_max_length};
 use crate::error::ApiError;
 use crate::proto::container_registry::ListImagesRequest;
@@ -27,27 +25,15 @@ pub fn registry_of(name: &str) -> Option<&str> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RegistryId(String);
 
-impl RegistryId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RegistryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+string_newtype!(RegistryId);
 
 /// A repository's full name: `[a-z0-9]+(?:[._-][a-z0-9]+)*(/([a-z0-9]+(?:[._-][a-z0-9]+)*))*`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RepositoryName(String);
 
-impl RepositoryName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+string_newtype!(RepositoryName);
 
+impl RepositoryName {
     /// Whether `name` matches the pattern (a non-empty one).
     pub fn is_valid(name: &str) -> bool {
         name.split('/').all(|component| {
@@ -58,12 +44,6 @@ impl RepositoryName {
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             })
         })
-    }
-}
-
-impl fmt::Debug for RepositoryName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
     }
 }
 
@@ -127,39 +107,29 @@ pub struct ContainerImageFilter {
 
 impl ContainerImageFilter {
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        check_max_length("filter", text, MAX_FILTER_CHARS)?;
-        let tree = filter::parse(text)
-            .map_err(|err| ApiError::invalid_argument("filter", err.to_string()))?;
-        let names = tree
-            .conditions
-            .iter()
-            .map(|condition| {
-                let column = column_at(text, condition.field.offset);
-                if condition.field.node != "name" {
-                    return Err(ApiError::invalid_argument(
-                        "filter",
-                        format!(
-                            "unknown field `{}` at column {column}; you can filter on name only",
-                            condition.field.node
-                        ),
-                    ));
-                }
-                match &condition.predicate {
-                    Predicate::Equal(value) => Ok(value.node.clone()),
-                    other => Err(ApiError::invalid_argument(
-                        "filter",
-                        format!(
-                            "`name {}` at column {column}: only name = \"<value>\" is supported",
-                            other.operator()
-                        ),
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            names,
-            canonical: tree.to_string(),
-        })
+        let (names, canonical) = filter::parse_field(text, MAX_FILTER_CHARS, |condition| {
+            let column = column_at(text, condition.field.offset);
+            if condition.field.node != "name" {
+                return Err(ApiError::invalid_argument(
+                    "filter",
+                    format!(
+                        "unknown field `{}` at column {column}; you can filter on name only",
+                        condition.field.node
+                    ),
+                ));
+            }
+            match &condition.predicate {
+                Predicate::Equal(value) => Ok(value.node.clone()),
+                other => Err(ApiError::invalid_argument(
+                    "filter",
+                    format!(
+                        "`name {}` at column {column}: only name = \"<value>\" is supported",
+                        other.operator()
+                    ),
+                )),
+            }
+        })?;
+        Ok(Self { names, canonical })
     }
 
     /// The names an image must have: every one (so two different ones match nothing).
@@ -181,23 +151,12 @@ pub enum ContainerSortField {
 }
 
 impl SortField for ContainerSortField {
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "name" => Some(Self::Name),
-            "digest" => Some(Self::Digest),
-            "created_at" | "createdAt" => Some(Self::CreatedAt),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Name => "name",
-            Self::Digest => "digest",
-            Self::CreatedAt => "created_at",
-        }
-    }
-
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("name", Self::Name),
+        ("digest", Self::Digest),
+        ("created_at", Self::CreatedAt),
+        ("createdAt", Self::CreatedAt),
+    ];
     const KNOWN: &'static str = "name, digest, created_at";
 }
 
@@ -233,17 +192,19 @@ impl ListContainerImages {
             request.registry_id,
             request.folder_id,
         )?;
-        let page_size = page::check_paging(request.page_size, &request.page_token)?;
-        let filter = ContainerImageFilter::parse(&request.filter)?;
-        check_max_length("order_by", &request.order_by, MAX_ORDER_BY_CHARS)?;
-        let order = order::parse::<ContainerSortField>(&request.order_by, MAX_ORDER_KEYS)?;
-        let query = ContainerImageQuery {
-            scope,
-            filter,
-            order,
+        let query = || {
+            Ok(ContainerImageQuery {
+                scope,
+                filter: ContainerImageFilter::parse(&request.filter)?,
+                order: order::parse_field(&request.order_by, MAX_ORDER_BY_CHARS, MAX_ORDER_KEYS)?,
+            })
         };
-        let canonical = query.canonical();
-        ListRequest::new(query, &canonical, page_size, &request.page_token)
+        ListRequest::from_parts(
+            request.page_size,
+            &request.page_token,
+            query,
+            ContainerImageQuery::canonical,
+        )
     }
 }
 

@@ -32,7 +32,12 @@ use winnow::prelude::*;
 use winnow::stream::LocatingSlice;
 use winnow::token::{any, one_of, take_while};
 
-type Input<'i> = LocatingSlice<&'i str>;
+use super::check_max_length;
+use crate::error::ApiError;
+
+pub(super) type Input<'i> = LocatingSlice<&'i str>;
+
+const FIELD: &str = "filter";
 
 /// A parsed filter: its conditions, all of which must hold. No conditions
 /// (an empty filter) matches everything.
@@ -125,6 +130,19 @@ pub fn parse(text: &str) -> Result<Filter, SyntaxError> {
         .map_err(|err| syntax_error(text, err.offset(), err.inner()))
 }
 
+/// The request field `filter`: at most `max_chars` characters, parsed, each
+/// condition read by `read`. The conditions read, and the canonical text.
+pub fn parse_field<T>(
+    text: &str,
+    max_chars: usize,
+    read: impl FnMut(&Condition) -> Result<T, ApiError>,
+) -> Result<(Vec<T>, String), ApiError> {
+    check_max_length(FIELD, text, max_chars)?;
+    let tree = parse(text).map_err(|err| ApiError::invalid_argument(FIELD, err.to_string()))?;
+    let conditions = tree.conditions.iter().map(read).collect::<Result<_, _>>()?;
+    Ok((conditions, tree.to_string()))
+}
+
 /// Words that can't be bare values: they would read as the grammar's own.
 const KEYWORDS: [&str; 4] = ["and", "or", "not", "in"];
 
@@ -149,28 +167,43 @@ pub fn is_bare_value(value: &str) -> bool {
     !value.is_empty() && value.chars().all(is_bare_char) && !is_keyword(value)
 }
 
-fn expected(what: &'static str) -> StrContext {
+pub(super) fn expected(what: &'static str) -> StrContext {
     StrContext::Expected(StrContextValue::Description(what))
 }
 
-fn filter(input: &mut Input<'_>) -> ModalResult<Filter> {
+/// `ws* [ item ( ws* separator ws* item )* ] ws* EOF`, the shape of the
+/// filter and of `order_by`; `end` is what the error expects after an item.
+pub(super) fn separated_to_end<'i, O, S>(
+    input: &mut Input<'i>,
+    mut item: impl Parser<Input<'i>, O, ErrMode<ContextError>>,
+    mut separator: impl Parser<Input<'i>, S, ErrMode<ContextError>>,
+    end: &'static str,
+) -> ModalResult<Vec<O>> {
     multispace0.parse_next(input)?;
-    let mut conditions = Vec::new();
+    let mut items = Vec::new();
     if opt(eof).parse_next(input)?.is_none() {
-        conditions.push(condition.parse_next(input)?);
+        items.push(item.parse_next(input)?);
         loop {
             multispace0.parse_next(input)?;
-            if opt(keyword("and")).parse_next(input)?.is_none() {
+            if opt(separator.by_ref()).parse_next(input)?.is_none() {
                 break;
             }
             multispace0.parse_next(input)?;
-            conditions.push(condition.parse_next(input)?);
+            items.push(item.parse_next(input)?);
         }
     }
     multispace0.parse_next(input)?;
-    cut_err(eof)
-        .context(expected("`AND` or the end of the filter"))
-        .parse_next(input)?;
+    cut_err(eof).context(expected(end)).parse_next(input)?;
+    Ok(items)
+}
+
+fn filter(input: &mut Input<'_>) -> ModalResult<Filter> {
+    let conditions = separated_to_end(
+        input,
+        condition,
+        keyword("and"),
+        "`AND` or the end of the filter",
+    )?;
     Ok(Filter { conditions })
 }
 
@@ -527,68 +560,79 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_column() {
-        assert_eq!(
-            error(r#"name ~ "a""#),
-            "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `~`"
-        );
-        assert_eq!(
-            error(r#"name = "a" OR family = "b""#),
-            "syntax error at column 12: expected `AND` or the end of the filter, found `OR`"
-        );
-        assert_eq!(
-            error(r#"name = "a" AND"#),
-            "syntax error at column 15: expected a field name, found the end of the filter"
-        );
-        assert_eq!(
-            error(r#"name = "abc"#),
-            "syntax error at column 12: invalid string: no closing quote"
-        );
-        assert!(
-            error(r#"name = "a\qb""#).starts_with("syntax error at column 10: invalid escape"),
-            "{}",
-            error(r#"name = "a\qb""#)
-        );
-        assert!(error(r#"name = "\x80""#).starts_with("syntax error at column 9: invalid escape"));
-        assert!(
-            error(r#"name = "\ud800""#).starts_with("syntax error at column 9: invalid escape")
-        );
-        assert_eq!(
-            error("name = "),
-            "syntax error at column 8: expected a value (a string in quotes), found the end of the filter"
-        );
-        assert_eq!(
-            error("name = AND"),
-            "syntax error at column 8: expected a value (a string in quotes), found `AND`"
-        );
-        assert_eq!(
-            error(r#"name IN ()"#),
-            "syntax error at column 10: expected a value (a string in quotes), found `)`"
-        );
-        assert_eq!(
-            error(r#"name IN ("a" "b")"#),
-            "syntax error at column 14: expected `,` or `)`, found `\"`"
-        );
-        assert_eq!(
-            error(r#"name IN "a""#),
-            "syntax error at column 9: expected `(` opening the list of values, found `\"`"
-        );
-        assert_eq!(
-            error(r#"name NOT ("a")"#),
-            "syntax error at column 10: expected `IN` after `NOT`, found `(`"
-        );
-        assert_eq!(
-            error(r#"name INTO ("a")"#),
-            "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `INTO`"
-        );
-        assert_eq!(
-            error(r#"= "a""#),
-            "syntax error at column 1: expected a field name, found `=`"
-        );
-        // Columns count characters, not bytes.
-        assert_eq!(
-            error("name = \"ééé\" ~"),
-            "syntax error at column 14: expected `AND` or the end of the filter, found `~`"
-        );
+        for (text, expected) in [
+            (
+                r#"name ~ "a""#,
+                "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `~`",
+            ),
+            (
+                r#"name = "a" OR family = "b""#,
+                "syntax error at column 12: expected `AND` or the end of the filter, found `OR`",
+            ),
+            (
+                r#"name = "a" AND"#,
+                "syntax error at column 15: expected a field name, found the end of the filter",
+            ),
+            (
+                r#"name = "abc"#,
+                "syntax error at column 12: invalid string: no closing quote",
+            ),
+            (
+                "name = ",
+                "syntax error at column 8: expected a value (a string in quotes), found the end of the filter",
+            ),
+            (
+                "name = AND",
+                "syntax error at column 8: expected a value (a string in quotes), found `AND`",
+            ),
+            (
+                r#"name IN ()"#,
+                "syntax error at column 10: expected a value (a string in quotes), found `)`",
+            ),
+            (
+                r#"name IN ("a" "b")"#,
+                "syntax error at column 14: expected `,` or `)`, found `\"`",
+            ),
+            (
+                r#"name IN "a""#,
+                "syntax error at column 9: expected `(` opening the list of values, found `\"`",
+            ),
+            (
+                r#"name NOT ("a")"#,
+                "syntax error at column 10: expected `IN` after `NOT`, found `(`",
+            ),
+            (
+                r#"name INTO ("a")"#,
+                "syntax error at column 6: expected `=`, `!=`, `IN` or `NOT IN`, found `INTO`",
+            ),
+            (
+                r#"= "a""#,
+                "syntax error at column 1: expected a field name, found `=`",
+            ),
+            // Columns count characters, not bytes.
+            (
+                "name = \"ééé\" ~",
+                "syntax error at column 14: expected `AND` or the end of the filter, found `~`",
+            ),
+        ] {
+            assert_eq!(error(text), expected, "{text}");
+        }
+        for (text, start) in [
+            (
+                r#"name = "a\qb""#,
+                "syntax error at column 10: invalid escape",
+            ),
+            (
+                r#"name = "\x80""#,
+                "syntax error at column 9: invalid escape",
+            ),
+            (
+                r#"name = "\ud800""#,
+                "syntax error at column 9: invalid escape",
+            ),
+        ] {
+            assert!(error(text).starts_with(start), "{text}: {}", error(text));
+        }
     }
 
     #[test]

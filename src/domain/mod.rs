@@ -3,6 +3,48 @@
 //! `filter` and `order` are the grammars of list calls, `page` the page size and
 //! token; `compute` and `container` put them together into each API's queries.
 
+/// The methods of a string newtype `$name(String)` whose value was checked on
+/// the way in: `as_str`, Debug as the string, and on request Display as the
+/// string and a `parse` that checks only the length (1 to `$max` characters).
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+    };
+    ($name:ident, Display) => {
+        string_newtype!($name);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+    ($name:ident, Display, max = $max:path) => {
+        string_newtype!($name, Display);
+
+        impl $name {
+            /// Checks `value` as the request field `field`; the error names that field.
+            pub fn parse(
+                field: &'static str,
+                value: String,
+            ) -> Result<Self, $crate::error::ApiError> {
+                $crate::domain::check_length(field, &value, $max)?;
+                Ok(Self(value))
+            }
+        }
+    };
+}
+
 pub mod access;
 pub mod compute;
 pub mod container;
@@ -10,8 +52,6 @@ pub mod filter;
 pub mod order;
 pub mod page;
 pub mod rules;
-
-use std::fmt;
 
 use crate::error::ApiError;
 
@@ -24,57 +64,13 @@ pub const MAX_FOLDER_ID_CHARS: usize = 50;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ImageId(String);
 
-impl ImageId {
-    /// Checks `value` as the request field `field`; the error names that field.
-    pub fn parse(field: &'static str, value: String) -> Result<Self, ApiError> {
-        check_length(field, &value, MAX_IMAGE_ID_CHARS)?;
-        Ok(Self(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ImageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ImageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+string_newtype!(ImageId, Display, max = MAX_IMAGE_ID_CHARS);
 
 /// A folder id: 1 to 50 characters.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct FolderId(String);
 
-impl FolderId {
-    /// Checks `value` as the request field `field`; the error names that field.
-    pub fn parse(field: &'static str, value: String) -> Result<Self, ApiError> {
-        check_length(field, &value, MAX_FOLDER_ID_CHARS)?;
-        Ok(Self(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for FolderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for FolderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+string_newtype!(FolderId, Display, max = MAX_FOLDER_ID_CHARS);
 
 /// The values a filter condition tests a field against: `=` and `IN` want the
 /// field to be one of them, `!=` and `NOT IN` (negated) none of them.

@@ -12,14 +12,15 @@
 
 use std::fmt;
 
-use winnow::ascii::{multispace0, multispace1};
-use winnow::combinator::{cut_err, eof, opt, preceded};
+use winnow::ascii::multispace1;
+use winnow::combinator::{cut_err, opt, preceded};
 use winnow::error::{StrContext, StrContextValue};
 use winnow::prelude::*;
 use winnow::stream::LocatingSlice;
 use winnow::token::{one_of, take_while};
 
-use super::filter::column_at;
+use super::check_max_length;
+use super::filter::{Input, column_at, expected, separated_to_end};
 use crate::error::ApiError;
 
 const FIELD: &str = "order_by";
@@ -41,12 +42,27 @@ impl Direction {
 
 /// The fields one API can order by.
 pub trait SortField: Copy + Eq + fmt::Debug + 'static {
-    /// The field a name in `order_by` means, if any.
-    fn from_name(name: &str) -> Option<Self>;
-    /// The name canonical text uses.
-    fn name(self) -> &'static str;
+    /// Every name `order_by` accepts and its field; a field's first name is
+    /// the one canonical text uses.
+    const NAMES: &'static [(&'static str, Self)];
     /// The names to list in an error message.
     const KNOWN: &'static str;
+
+    /// The field a name in `order_by` means, if any.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|&(_, field)| field)
+    }
+
+    /// The name canonical text uses.
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, field)| *field == self)
+            .map_or("", |&(name, _)| name)
+    }
 }
 
 /// One field of an order and its direction.
@@ -68,6 +84,17 @@ pub fn canonical<F: SortField>(keys: &[SortKey<F>]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The request field `order_by`: at most `max_chars` characters, then
+/// [`parse`]d into at most `max_keys` keys.
+pub fn parse_field<F: SortField>(
+    text: &str,
+    max_chars: usize,
+    max_keys: usize,
+) -> Result<Vec<SortKey<F>>, ApiError> {
+    check_max_length(FIELD, text, max_chars)?;
+    parse(text, max_keys)
 }
 
 /// Parses `order_by` into at most `max_keys` keys, each field at most once.
@@ -147,31 +174,8 @@ struct Word<'t> {
     direction: Option<(&'t str, usize)>,
 }
 
-type Input<'i> = LocatingSlice<&'i str>;
-
-fn expected(what: &'static str) -> StrContext {
-    StrContext::Expected(StrContextValue::Description(what))
-}
-
 fn syntax<'i>(input: &mut Input<'i>) -> ModalResult<Vec<Word<'i>>> {
-    multispace0.parse_next(input)?;
-    let mut words = Vec::new();
-    if opt(eof).parse_next(input)?.is_none() {
-        words.push(word.parse_next(input)?);
-        loop {
-            multispace0.parse_next(input)?;
-            if opt(',').parse_next(input)?.is_none() {
-                break;
-            }
-            multispace0.parse_next(input)?;
-            words.push(word.parse_next(input)?);
-        }
-    }
-    multispace0.parse_next(input)?;
-    cut_err(eof)
-        .context(expected("`,` or the end of order_by"))
-        .parse_next(input)?;
-    Ok(words)
+    separated_to_end(input, word, ',', "`,` or the end of order_by")
 }
 
 fn name<'i>(input: &mut Input<'i>) -> ModalResult<(&'i str, usize)> {
@@ -210,19 +214,11 @@ mod tests {
     }
 
     impl SortField for Field {
-        fn from_name(name: &str) -> Option<Self> {
-            match name {
-                "name" => Some(Self::Name),
-                "created_at" | "createdAt" => Some(Self::CreatedAt),
-                _ => None,
-            }
-        }
-        fn name(self) -> &'static str {
-            match self {
-                Self::Name => "name",
-                Self::CreatedAt => "created_at",
-            }
-        }
+        const NAMES: &'static [(&'static str, Self)] = &[
+            ("name", Self::Name),
+            ("created_at", Self::CreatedAt),
+            ("createdAt", Self::CreatedAt),
+        ];
         const KNOWN: &'static str = "name, created_at";
     }
 
@@ -255,29 +251,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert_eq!(
-            keys("size"),
-            Err(
-                "order_by: unknown field `size` at column 1; you can order by name, created_at"
-                    .into()
-            )
-        );
-        assert_eq!(
-            keys("name up"),
-            Err("order_by: unknown direction `up` at column 6; use asc or desc".into())
-        );
-        assert_eq!(
-            keys("name asc desc"),
-            Err("order_by: syntax error at column 10: expected `,` or the end of order_by, found `desc`".into())
-        );
-        assert_eq!(
-            keys("name,"),
-            Err("order_by: syntax error at column 6: expected a field name, found the end of order_by".into())
-        );
-        assert_eq!(
-            keys("name, name desc"),
-            Err("order_by: field `name` is given twice".into())
-        );
+        for (text, expected) in [
+            (
+                "size",
+                "order_by: unknown field `size` at column 1; you can order by name, created_at",
+            ),
+            (
+                "name up",
+                "order_by: unknown direction `up` at column 6; use asc or desc",
+            ),
+            (
+                "name asc desc",
+                "order_by: syntax error at column 10: expected `,` or the end of order_by, found `desc`",
+            ),
+            (
+                "name,",
+                "order_by: syntax error at column 6: expected a field name, found the end of order_by",
+            ),
+            ("name, name desc", "order_by: field `name` is given twice"),
+        ] {
+            assert_eq!(keys(text), Err(expected.into()), "{text}");
+        }
         assert_eq!(
             parse::<Field>("name, created_at", 1).map_err(|e| e.to_string()),
             Err("order_by: only one field can be given".into())

@@ -113,6 +113,21 @@ impl<Q> ListRequest<Q> {
         })
     }
 
+    /// A List request from its paging fields and the rest, checked in that
+    /// order (`query` checks the rest): then the page token against the query's
+    /// canonical text (`canonical`).
+    pub fn from_parts(
+        page_size: i64,
+        page_token: &str,
+        query: impl FnOnce() -> Result<Q, ApiError>,
+        canonical: impl FnOnce(&Q) -> String,
+    ) -> Result<Self, ApiError> {
+        let size = check_paging(page_size, page_token)?;
+        let query = query()?;
+        let canonical = canonical(&query);
+        Self::new(query, &canonical, size, page_token)
+    }
+
     /// The token of the page after the one that ends with the image `last_id`.
     pub fn next_page_token(&self, last_id: &str) -> Result<String, ApiError> {
         encode_token(&self.fingerprint, last_id)

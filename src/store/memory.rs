@@ -36,14 +36,10 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message;
 
-use super::{
-    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,
-    RepositoryError, split_extra,
-};
+use super::{Api, Compute, Container, EncodedPage, ListError, Page, RepositoryError, split_extra};
 use crate::domain::compute::{
     ComputeCondition, ComputeImageFilter, ComputeImageQuery, ComputeSortField, Family,
 };
@@ -87,7 +83,7 @@ impl MemoryRepository {
         // is hashed or allocated per image.
         let mut folders: Vec<Vec<Row>> = vec![Vec::new(); compute.interned.strings.len()];
         let mut families: Map<(u32, u32), Vec<Row>> = Map::default();
-        for row in compute.rows() {
+        for row in compute.images.rows() {
             let folder = compute.folders[row as usize];
             if compute.interned.get(folder).is_empty() {
                 continue;
@@ -130,7 +126,7 @@ impl MemoryRepository {
         let mut repositories: Map<Box<str>, Vec<Row>> = Map::default();
         let mut registries: Map<Box<str>, Vec<Row>> = Map::default();
         let mut container_folders: Map<Box<str>, Vec<Row>> = Map::default();
-        for row in container.rows() {
+        for row in container.images.rows() {
             let name = container.name(row);
             if name.is_empty() {
                 continue;
@@ -164,11 +160,11 @@ impl MemoryRepository {
     }
 
     pub fn compute_len(&self) -> usize {
-        self.compute.list.len()
+        self.compute.images.list.len()
     }
 
     pub fn container_len(&self) -> usize {
-        self.container.list.len()
+        self.container.images.list.len()
     }
 }
 
@@ -262,49 +258,107 @@ fn timestamp_key(timestamp: Option<&crate::proto::Timestamp>) -> (i64, i32) {
     timestamp.map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
 }
 
+/// The fields of an image the indexes use, decoded without the rest.
+trait Keys: Message + Default {
+    fn name(&self) -> &str;
+    fn created_at(&self) -> Option<&crate::proto::Timestamp>;
+}
+
+impl Keys for ComputeKeys {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn created_at(&self) -> Option<&crate::proto::Timestamp> {
+        self.created_at.as_ref()
+    }
+}
+
+impl Keys for ContainerKeys {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn created_at(&self) -> Option<&crate::proto::Timestamp> {
+        self.created_at.as_ref()
+    }
+}
+
+/// What both APIs' tables hold: the images and, by position, their names and
+/// `created_at`.
+struct Images<T> {
+    list: ImageList<T>,
+    names: Strings,
+    created: Vec<(i64, i32)>,
+}
+
+impl<T: Message + Default> Images<T> {
+    /// Indexes `list`, handing each image's keys `K` to `each` for the API's
+    /// own columns.
+    fn new<K: Keys>(list: ImageList<T>, mut each: impl FnMut(K)) -> Self {
+        let len = list.len();
+        let mut images = Self {
+            list,
+            names: Strings::default(),
+            created: Vec::with_capacity(len),
+        };
+        images.names.ends.reserve_exact(len);
+        for position in 0..len {
+            // The list holds only images it encoded itself; should one not
+            // decode, it is indexed with empty keys rather than refused here.
+            let keys = K::decode(images.list.encoded_at(position)).unwrap_or_default();
+            images.names.push(keys.name());
+            images.created.push(timestamp_key(keys.created_at()));
+            each(keys);
+        }
+        images.names.shrink();
+        images
+    }
+
+    fn rows(&self) -> impl Iterator<Item = Row> + use<T> {
+        0..row_count(self.list.len())
+    }
+
+    /// The value of a key every image has (digest is the container API's own).
+    fn value(&self, row: Row, key: Key) -> KeyValue<'_> {
+        match key {
+            Key::Id => KeyValue::Text(self.list.id_at(row as usize)),
+            Key::Name => KeyValue::Text(self.names.get(row)),
+            Key::CreatedAt => KeyValue::Time(self.created[row as usize]),
+            Key::Digest => KeyValue::None,
+        }
+    }
+}
+
 /// The compute images and, by position, what List sorts and filters on.
 struct ComputeRows {
-    list: ImageList<compute::Image>,
-    names: Strings,
+    images: Images<compute::Image>,
     folders: Vec<u32>,
     families: Vec<u32>,
     /// Folders and families.
     interned: Interned,
     statuses: Vec<i32>,
-    created: Vec<(i64, i32)>,
 }
 
 impl ComputeRows {
     fn new(list: ImageList<compute::Image>) -> Self {
         let len = list.len();
-        let mut rows = Self {
-            list,
-            names: Strings::default(),
-            folders: Vec::with_capacity(len),
-            families: Vec::with_capacity(len),
-            interned: Interned::default(),
-            statuses: Vec::with_capacity(len),
-            created: Vec::with_capacity(len),
-        };
-        rows.names.ends.reserve_exact(len);
-        for position in 0..len {
-            // The list holds only images it encoded itself; should one not
-            // decode, it is indexed with empty keys rather than refused here.
-            let keys = ComputeKeys::decode(rows.list.encoded_at(position)).unwrap_or_default();
-            rows.names.push(&keys.name);
-            let folder = rows.interned.number(&keys.folder_id);
-            let family = rows.interned.number(&keys.family);
-            rows.folders.push(folder);
-            rows.families.push(family);
-            rows.statuses.push(keys.status);
-            rows.created.push(timestamp_key(keys.created_at.as_ref()));
+        let mut folders = Vec::with_capacity(len);
+        let mut families = Vec::with_capacity(len);
+        let mut interned = Interned::default();
+        let mut statuses = Vec::with_capacity(len);
+        let images = Images::new(list, |keys: ComputeKeys| {
+            folders.push(interned.number(&keys.folder_id));
+            families.push(interned.number(&keys.family));
+            statuses.push(keys.status);
+        });
+        Self {
+            images,
+            folders,
+            families,
+            interned,
+            statuses,
         }
-        rows.names.shrink();
-        rows
-    }
-
-    fn rows(&self) -> impl Iterator<Item = Row> + use<> {
-        0..row_count(self.list.len())
     }
 
     fn folder(&self, row: Row) -> &str {
@@ -322,34 +376,16 @@ impl ComputeRows {
 
 /// The container images and, by position, what List sorts and filters on.
 struct ContainerRows {
-    list: ImageList<container_registry::Image>,
-    names: Strings,
+    images: Images<container_registry::Image>,
     digests: Strings,
-    created: Vec<(i64, i32)>,
 }
 
 impl ContainerRows {
     fn new(list: ImageList<container_registry::Image>) -> Self {
-        let len = list.len();
-        let mut rows = Self {
-            list,
-            names: Strings::default(),
-            digests: Strings::default(),
-            created: Vec::with_capacity(len),
-        };
-        for position in 0..len {
-            let keys = ContainerKeys::decode(rows.list.encoded_at(position)).unwrap_or_default();
-            rows.names.push(&keys.name);
-            rows.digests.push(&keys.digest);
-            rows.created.push(timestamp_key(keys.created_at.as_ref()));
-        }
-        rows.names.shrink();
-        rows.digests.shrink();
-        rows
-    }
-
-    fn rows(&self) -> impl Iterator<Item = Row> + use<> {
-        0..row_count(self.list.len())
+        let mut digests = Strings::default();
+        let images = Images::new(list, |keys: ContainerKeys| digests.push(&keys.digest));
+        digests.shrink();
+        Self { images, digests }
     }
 }
 
@@ -501,42 +537,79 @@ fn get_decoded<T: Message + Default>(
         .transpose()
 }
 
-#[async_trait]
-impl ComputeImageRepository for MemoryRepository {
-    async fn get_compute_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        get_decoded(&self.compute.list, id)
+/// Where an API's images are kept and how its List pages are found.
+trait Stored: Api {
+    fn list(repository: &MemoryRepository) -> &ImageList<Self::Image>;
+    fn page(
+        repository: &MemoryRepository,
+        query: &Self::Query,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError>;
+}
+
+impl Stored for Compute {
+    fn list(repository: &MemoryRepository) -> &ImageList<compute::Image> {
+        &repository.compute.images.list
     }
 
-    async fn get_compute_image_encoded(
+    fn page(
+        repository: &MemoryRepository,
+        query: &ComputeImageQuery,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError> {
+        repository.compute_page(query, page)
+    }
+}
+
+impl Stored for Container {
+    fn list(repository: &MemoryRepository) -> &ImageList<container_registry::Image> {
+        &repository.container.images.list
+    }
+
+    fn page(
+        repository: &MemoryRepository,
+        query: &ContainerImageQuery,
+        page: &PageRequest,
+    ) -> Result<PageRows, ListError> {
+        repository.container_page(query, page)
+    }
+}
+
+impl_repositories!(MemoryRepository);
+
+// Async only to fit `impl_repositories`: nothing here waits.
+impl MemoryRepository {
+    async fn get_image<A: Stored>(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<Arc<A::Image>>, RepositoryError> {
+        get_decoded(A::list(self), id)
+    }
+
+    async fn get_image_encoded<A: Stored>(
         &self,
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
-        Ok(self.compute.list.get_encoded(id.as_str()))
+        Ok(A::list(self).get_encoded(id.as_str()))
     }
 
-    async fn list_compute_images(
+    async fn list_images<A: Stored>(
         &self,
-        query: &ComputeImageQuery,
+        query: &A::Query,
         page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
-        decode_page(&self.compute.list, self.compute_page(query, page)?)
+    ) -> Result<Page<A::Image>, ListError> {
+        decode_page(A::list(self), A::page(self, query, page)?)
     }
 
-    async fn list_compute_images_encoded(
+    async fn list_images_encoded<A: Stored>(
         &self,
-        query: &ComputeImageQuery,
+        query: &A::Query,
         page: &PageRequest,
     ) -> Result<EncodedPage, ListError> {
-        Ok(encoded_page(
-            &self.compute.list,
-            self.compute_page(query, page)?,
-        ))
+        Ok(encoded_page(A::list(self), A::page(self, query, page)?))
     }
 
-    async fn latest_compute_image_by_family(
+    async fn latest_by_family(
         &self,
         folder: &FolderId,
         family: &Family,
@@ -550,7 +623,17 @@ impl ComputeImageRepository for MemoryRepository {
         };
         // The newest created_at is the last run; its first image has the smallest id.
         let row = rows[run_start(&self.compute, rows, rows.len(), Key::CreatedAt)];
-        decode_row(&self.compute.list, row).map(|image| Some(Arc::new(image)))
+        decode_row(&self.compute.images.list, row).map(|image| Some(Arc::new(image)))
+    }
+
+    async fn folder_of_registry(
+        &self,
+        registry_id: &str,
+    ) -> Result<Option<String>, RepositoryError> {
+        Ok(self
+            .registry_folders
+            .get(registry_id)
+            .map(|f| f.to_string()))
     }
 }
 
@@ -562,7 +645,7 @@ impl MemoryRepository {
         page: &PageRequest,
     ) -> Result<PageRows, ListError> {
         let table = &self.compute;
-        let after = cursor(&table.list, page.after.as_ref())?;
+        let after = cursor(&table.images.list, page.after.as_ref())?;
         let Some(folder) = self.compute_folders.get(query.folder_id.as_str()) else {
             return Ok(PageRows::default());
         };
@@ -579,13 +662,10 @@ impl MemoryRepository {
             table.folder(row) == query.folder_id.as_str()
                 && compute_matches(&query.filter, table, row)
         };
-        let rows = match self.compute_candidates(folder, &query.filter) {
-            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
-                page_of_candidates(table, candidates, &order, after, size, accept)
-            }
-            _ => page_of(table, view, &order, after, size, accept),
-        };
-        Ok(rows)
+        let candidates = self.compute_candidates(folder, &query.filter);
+        Ok(page_rows(
+            table, view, candidates, &order, after, size, accept,
+        ))
     }
 
     /// The images that can pass `filter`, from the index of its most selective
@@ -602,7 +682,7 @@ impl MemoryRepository {
                 ComputeCondition::Id(ids) if !ids.negated() => Some(Candidates::singles(
                     ids.values()
                         .iter()
-                        .filter_map(|id| self.compute.list.position(id.as_str()))
+                        .filter_map(|id| self.compute.images.list.position(id.as_str()))
                         .filter_map(|position| Row::try_from(position).ok())
                         .collect(),
                 )),
@@ -647,49 +727,6 @@ fn compute_matches(filter: &ComputeImageFilter, table: &ComputeRows, row: Row) -
     })
 }
 
-#[async_trait]
-impl ContainerImageRepository for MemoryRepository {
-    async fn get_container_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
-        get_decoded(&self.container.list, id)
-    }
-
-    async fn get_container_image_encoded(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Bytes>, RepositoryError> {
-        Ok(self.container.list.get_encoded(id.as_str()))
-    }
-
-    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
-        Ok(self
-            .registry_folders
-            .get(registry_id)
-            .map(|f| f.to_string()))
-    }
-
-    async fn list_container_images(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<Page<container_registry::Image>, ListError> {
-        decode_page(&self.container.list, self.container_page(query, page)?)
-    }
-
-    async fn list_container_images_encoded(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<EncodedPage, ListError> {
-        Ok(encoded_page(
-            &self.container.list,
-            self.container_page(query, page)?,
-        ))
-    }
-}
-
 impl MemoryRepository {
     /// The positions of a container registry List page.
     fn container_page(
@@ -698,7 +735,7 @@ impl MemoryRepository {
         page: &PageRequest,
     ) -> Result<PageRows, ListError> {
         let table = &self.container;
-        let after = cursor(&table.list, page.after.as_ref())?;
+        let after = cursor(&table.images.list, page.after.as_ref())?;
         let scope = match &query.scope {
             ContainerScope::Repository(name) => self.container_repositories.get(name.as_str()),
             ContainerScope::Registry(id) => self.container_registries.get(id.as_str()),
@@ -731,13 +768,9 @@ impl MemoryRepository {
             .names()
             .first()
             .map(|name| Candidates::new(vec![name_range(table, scope.view(Key::Name), name)]));
-        let rows = match candidates {
-            Some(candidates) if candidates.worth_sorting(view.len(), size) => {
-                page_of_candidates(table, candidates, &order, after, size, accept)
-            }
-            _ => page_of(table, view, &order, after, size, accept),
-        };
-        Ok(rows)
+        Ok(page_rows(
+            table, view, candidates, &order, after, size, accept,
+        ))
     }
 }
 
@@ -766,9 +799,17 @@ enum KeyValue<'a> {
 trait Rows {
     /// The keys a [`Sorted`] of this table keeps a vector for.
     const KEYS: &'static [Key];
-    fn id(&self, row: Row) -> &str;
-    fn name(&self, row: Row) -> &str;
+    type Image: Message + Default;
+    fn images(&self) -> &Images<Self::Image>;
     fn value(&self, row: Row, key: Key) -> KeyValue<'_>;
+
+    fn id(&self, row: Row) -> &str {
+        self.images().list.id_at(row as usize)
+    }
+
+    fn name(&self, row: Row) -> &str {
+        self.images().names.get(row)
+    }
 
     fn compare(&self, a: Row, b: Row, key: Key) -> Ordering {
         self.value(a, key).cmp(&self.value(b, key))
@@ -777,43 +818,29 @@ trait Rows {
 
 impl Rows for ComputeRows {
     const KEYS: &'static [Key] = &[Key::Id, Key::Name, Key::CreatedAt];
+    type Image = compute::Image;
 
-    fn id(&self, row: Row) -> &str {
-        self.list.id_at(row as usize)
-    }
-
-    fn name(&self, row: Row) -> &str {
-        self.names.get(row)
+    fn images(&self) -> &Images<compute::Image> {
+        &self.images
     }
 
     fn value(&self, row: Row, key: Key) -> KeyValue<'_> {
-        match key {
-            Key::Id => KeyValue::Text(self.id(row)),
-            Key::Name => KeyValue::Text(self.name(row)),
-            Key::CreatedAt => KeyValue::Time(self.created[row as usize]),
-            // Compute images have no digest.
-            Key::Digest => KeyValue::None,
-        }
+        self.images.value(row, key)
     }
 }
 
 impl Rows for ContainerRows {
     const KEYS: &'static [Key] = &[Key::Id, Key::Name, Key::Digest, Key::CreatedAt];
+    type Image = container_registry::Image;
 
-    fn id(&self, row: Row) -> &str {
-        self.list.id_at(row as usize)
-    }
-
-    fn name(&self, row: Row) -> &str {
-        self.names.get(row)
+    fn images(&self) -> &Images<container_registry::Image> {
+        &self.images
     }
 
     fn value(&self, row: Row, key: Key) -> KeyValue<'_> {
         match key {
-            Key::Id => KeyValue::Text(self.id(row)),
-            Key::Name => KeyValue::Text(self.name(row)),
             Key::Digest => KeyValue::Text(self.digests.get(row)),
-            Key::CreatedAt => KeyValue::Time(self.created[row as usize]),
+            _ => self.images.value(row, key),
         }
     }
 }
@@ -908,6 +935,25 @@ impl<'a> Candidates<'a> {
 struct PageRows {
     rows: Vec<Row>,
     more: bool,
+}
+
+/// A page from the candidates where sorting them beats walking `view` (see
+/// [`Candidates::worth_sorting`]), else from the walk.
+fn page_rows<R: Rows>(
+    table: &R,
+    view: &[Row],
+    candidates: Option<Candidates<'_>>,
+    order: &[(Key, Direction)],
+    after: Option<Row>,
+    size: usize,
+    accept: impl Fn(Row) -> bool,
+) -> PageRows {
+    match candidates {
+        Some(candidates) if candidates.worth_sorting(view.len(), size) => {
+            page_of_candidates(table, candidates, order, after, size, accept)
+        }
+        _ => page_of(table, view, order, after, size, accept),
+    }
 }
 
 /// A page from candidates: those that pass `accept`, sorted in `order` (then id
@@ -1128,7 +1174,7 @@ mod tests {
 
     /// The reference order: sort everything with the full comparator.
     fn reference(table: &ComputeRows, order: &[(Key, Direction)]) -> Vec<String> {
-        let mut sorted: Vec<Row> = table.rows().collect();
+        let mut sorted: Vec<Row> = table.images.rows().collect();
         sorted.sort_by(|&a, &b| {
             let (&(key, direction), rest) = order.split_first().unwrap();
             let first = match direction {
@@ -1141,7 +1187,7 @@ mod tests {
     }
 
     fn paged(table: &ComputeRows, order: &[(Key, Direction)], size: usize) -> Vec<String> {
-        let sorted = Sorted::new(table, table.rows().collect());
+        let sorted = Sorted::new(table, table.images.rows().collect());
         let view = sorted.view(order[0].0);
         let mut all = Vec::new();
         let mut after: Option<Row> = None;
@@ -1155,19 +1201,26 @@ mod tests {
         }
     }
 
+    /// `count` images, ids out of order, with many ties on name (`names`
+    /// distinct) and created_at (`times` distinct).
+    fn with_ties(count: usize, names: usize, times: i64) -> ComputeRows {
+        table(
+            (0..count)
+                .map(|i| {
+                    let seconds = i64::try_from(i).unwrap() % times;
+                    image(
+                        &format!("id{:03}", (i * 37) % count),
+                        &format!("n{}", i % names),
+                        seconds,
+                    )
+                })
+                .collect(),
+        )
+    }
+
     #[test]
     fn paging_matches_a_full_sort_in_every_order() {
-        // Many ties on name and created_at, ids out of order.
-        let items: Vec<_> = (0..200)
-            .map(|i| {
-                image(
-                    &format!("id{:03}", (i * 37) % 200),
-                    &format!("n{}", i % 7),
-                    i % 13,
-                )
-            })
-            .collect();
-        let table = table(items);
+        let table = with_ties(200, 7, 13);
         let orders: Vec<Vec<(Key, Direction)>> = vec![
             vec![(Key::Id, Direction::Asc)],
             vec![(Key::Id, Direction::Desc)],
@@ -1194,17 +1247,8 @@ mod tests {
 
     #[test]
     fn sorted_candidates_page_like_the_walk() {
-        let items: Vec<_> = (0..300)
-            .map(|i| {
-                image(
-                    &format!("id{:03}", (i * 37) % 300),
-                    &format!("n{}", i % 11),
-                    i % 17,
-                )
-            })
-            .collect();
-        let table = table(items);
-        let all: Vec<Row> = table.rows().collect();
+        let table = with_ties(300, 11, 17);
+        let all: Vec<Row> = table.images.rows().collect();
         let sorted = Sorted::new(&table, all.clone());
         let keep = |row: Row| table.name(row).ends_with('3') || table.name(row) == "n7";
         for order in [
@@ -1243,7 +1287,7 @@ mod tests {
             .map(|(i, name)| image(&format!("id{i}"), name, 0))
             .collect();
         let table = table(items);
-        let sorted = Sorted::new(&table, table.rows().collect());
+        let sorted = Sorted::new(&table, table.images.rows().collect());
         let view = sorted.view(Key::Name);
         let named = |name: &str| ids(&table, name_range(&table, view, name));
         assert_eq!(named("b"), ["id0", "id2", "id4"]);
@@ -1259,7 +1303,7 @@ mod tests {
                 .map(|i| image(&format!("{i:02}"), "same", 0))
                 .collect();
             let table = table(items);
-            let sorted = Sorted::new(&table, table.rows().collect());
+            let sorted = Sorted::new(&table, table.images.rows().collect());
             let view = sorted.view(Key::Name);
             assert_eq!(run_end(&table, view, 0, Key::Name), len);
             assert_eq!(run_start(&table, view, len, Key::Name), 0);
@@ -1283,11 +1327,11 @@ mod tests {
         assert_eq!(table.folder(0), "folder");
         assert_eq!(table.family(0), "fam");
         assert_eq!(table.status(0), Status::Ready as i32);
-        assert_eq!(table.created[0], (5, 0));
+        assert_eq!(table.images.created[0], (5, 0));
         assert_eq!(table.name(1), "beta");
         assert_eq!(table.folder(1), "");
         // No created_at sorts before any.
-        assert_eq!(table.created[1], (i64::MIN, 0));
+        assert_eq!(table.images.created[1], (i64::MIN, 0));
         assert_eq!(table.compare(1, 0, Key::CreatedAt), Ordering::Less);
     }
 }

@@ -2,6 +2,85 @@
 //! backend (the in-memory catalog now, PostgreSQL later) can change without them
 //! knowing.
 
+/// Implements [`ComputeImageRepository`] and [`ContainerImageRepository`] for a
+/// backend that serves both APIs alike, by its inherent methods generic over
+/// the API ([`Api`]): `get_image`, `get_image_encoded`, `list_images` and
+/// `list_images_encoded`, plus `latest_by_family` and `folder_of_registry`.
+macro_rules! impl_repositories {
+    ($backend:ty) => {
+        impl_repositories!(@api $backend, ComputeImageRepository, Compute,
+            $crate::proto::compute::Image, $crate::domain::compute::ComputeImageQuery,
+            get_compute_image, get_compute_image_encoded,
+            list_compute_images, list_compute_images_encoded,
+            async fn latest_compute_image_by_family(
+                &self,
+                folder: &$crate::domain::FolderId,
+                family: &$crate::domain::compute::Family,
+            ) -> Result<
+                Option<std::sync::Arc<$crate::proto::compute::Image>>,
+                $crate::store::RepositoryError,
+            > {
+                self.latest_by_family(folder, family).await
+            }
+        );
+        impl_repositories!(@api $backend, ContainerImageRepository, Container,
+            $crate::proto::container_registry::Image,
+            $crate::domain::container::ContainerImageQuery,
+            get_container_image, get_container_image_encoded,
+            list_container_images, list_container_images_encoded,
+            async fn registry_folder(
+                &self,
+                registry_id: &str,
+            ) -> Result<Option<String>, $crate::store::RepositoryError> {
+                self.folder_of_registry(registry_id).await
+            }
+        );
+    };
+    (@api $backend:ty, $trait:ident, $api:ident, $image:ty, $query:ty,
+        $get:ident, $get_encoded:ident, $list:ident, $list_encoded:ident, $($own:tt)*) => {
+        #[async_trait::async_trait]
+        impl $crate::store::$trait for $backend {
+            async fn $get(
+                &self,
+                id: &$crate::domain::ImageId,
+            ) -> Result<
+                Option<std::sync::Arc<$image>>,
+                $crate::store::RepositoryError,
+            > {
+                self.get_image::<$crate::store::$api>(id).await
+            }
+
+            async fn $get_encoded(
+                &self,
+                id: &$crate::domain::ImageId,
+            ) -> Result<Option<bytes::Bytes>, $crate::store::RepositoryError> {
+                self.get_image_encoded::<$crate::store::$api>(id).await
+            }
+
+            async fn $list(
+                &self,
+                query: &$query,
+                page: &$crate::domain::page::PageRequest,
+            ) -> Result<
+                $crate::store::Page<$image>,
+                $crate::store::ListError,
+            > {
+                self.list_images::<$crate::store::$api>(query, page).await
+            }
+
+            async fn $list_encoded(
+                &self,
+                query: &$query,
+                page: &$crate::domain::page::PageRequest,
+            ) -> Result<$crate::store::EncodedPage, $crate::store::ListError> {
+                self.list_images_encoded::<$crate::store::$api>(query, page).await
+            }
+
+            $($own)*
+        }
+    };
+}
+
 pub mod catalog;
 mod memory;
 pub mod postgres;
@@ -22,6 +101,28 @@ use crate::domain::container::ContainerImageQuery;
 use crate::domain::page::PageRequest;
 use crate::domain::{FolderId, ImageId};
 use crate::proto::{compute, container_registry};
+
+/// One of the two APIs, for the code of a backend that serves both alike.
+pub(crate) trait Api: Send + Sync + 'static {
+    type Image: Message + Default + Send + Sync + 'static;
+    type Query: Send + Sync + 'static;
+}
+
+/// `yandex.cloud.compute.v1`.
+pub(crate) struct Compute;
+
+/// `yandex.cloud.containerregistry.v1`.
+pub(crate) struct Container;
+
+impl Api for Compute {
+    type Image = compute::Image;
+    type Query = ComputeImageQuery;
+}
+
+impl Api for Container {
+    type Image = container_registry::Image;
+    type Query = ContainerImageQuery;
+}
 
 /// Why a backend could not answer. Not-found is not an error: lookups answer `None`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +164,11 @@ pub(crate) fn split_extra<T>(mut items: Vec<T>, size: usize) -> (Vec<T>, bool) {
     let more = items.len() > size;
     items.truncate(size);
     (items, more)
+}
+
+/// An image as its protobuf encoding, for a backend that keeps images decoded.
+pub(crate) fn encode_image<T: Message>(image: Option<Arc<T>>) -> Option<Bytes> {
+    image.map(|image| Bytes::from(image.encode_to_vec()))
 }
 
 /// One page of a List with each image as its protobuf encoding, for a face
@@ -137,8 +243,7 @@ pub trait ComputeImageRepository: Send + Sync + 'static {
         &self,
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
-        let image = self.get_compute_image(id).await?;
-        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+        Ok(encode_image(self.get_compute_image(id).await?))
     }
 
     /// [`ComputeImageRepository::list_compute_images`] with each image as its
@@ -181,8 +286,7 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
         &self,
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
-        let image = self.get_container_image(id).await?;
-        Ok(image.map(|image| Bytes::from(image.encode_to_vec())))
+        Ok(encode_image(self.get_container_image(id).await?))
     }
 
     /// [`ContainerImageRepository::list_container_images`] with each image as

@@ -66,84 +66,125 @@ fn created_at(timestamp: Option<&crate::proto::Timestamp>) -> (i64, i32) {
     timestamp.map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
 }
 
-async fn execute(
+/// One column of a batch: its name, its SQL type and the batch's values.
+type Column<'a> = (&'static str, &'static str, &'a (dyn ToSql + Sync));
+
+/// Inserts a batch into `table` (`columns` start with `id`, one array each),
+/// replacing the rows with the same ids.
+async fn upsert(
     transaction: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+    table: &str,
+    columns: &[Column<'_>],
 ) -> Result<(), RepositoryError> {
-    let statement = transaction.prepare(sql).await.map_err(query_error)?;
+    let names: Vec<&str> = columns.iter().map(|(name, _, _)| *name).collect();
+    let arrays: Vec<String> = (1..)
+        .zip(columns)
+        .map(|(i, (_, sql_type, _))| format!("${i}::{sql_type}[]"))
+        .collect();
+    let updates: Vec<String> = names[1..]
+        .iter()
+        .map(|name| format!("{name} = excluded.{name}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} ({}) SELECT * FROM UNNEST({}) ON CONFLICT (id) DO UPDATE SET {}",
+        names.join(", "),
+        arrays.join(", "),
+        updates.join(", ")
+    );
+    let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|(_, _, values)| *values).collect();
+    let statement = transaction.prepare(&sql).await.map_err(query_error)?;
     transaction
-        .execute(&statement, params)
+        .execute(&statement, &params)
         .await
         .map(drop)
         .map_err(query_error)
+}
+
+/// What both image tables hold of each image: id, name, created_at and body.
+struct ImageColumns<'a> {
+    ids: Vec<&'a str>,
+    names: Vec<&'a str>,
+    seconds: Vec<i64>,
+    nanos: Vec<i32>,
+    bodies: Vec<Vec<u8>>,
+}
+
+impl<'a> ImageColumns<'a> {
+    /// `fields` gives an image's id, name and created_at.
+    fn of<T: Message>(
+        images: &'a [T],
+        fields: impl Fn(&'a T) -> (&'a str, &'a str, Option<&'a crate::proto::Timestamp>),
+    ) -> Self {
+        let mut columns = Self {
+            ids: Vec::with_capacity(images.len()),
+            names: Vec::with_capacity(images.len()),
+            seconds: Vec::with_capacity(images.len()),
+            nanos: Vec::with_capacity(images.len()),
+            bodies: Vec::with_capacity(images.len()),
+        };
+        for image in images {
+            let (id, name, created) = fields(image);
+            let (seconds, nanos) = created_at(created);
+            columns.ids.push(id);
+            columns.names.push(name);
+            columns.seconds.push(seconds);
+            columns.nanos.push(nanos);
+            columns.bodies.push(image.encode_to_vec());
+        }
+        columns
+    }
+
+    /// Upserts these columns and the table's `own` into `table`.
+    async fn upsert(
+        &self,
+        transaction: &Transaction<'_>,
+        table: &str,
+        own: &[Column<'_>],
+    ) -> Result<(), RepositoryError> {
+        let mut columns: Vec<Column<'_>> =
+            vec![("id", "TEXT", &self.ids), ("name", "TEXT", &self.names)];
+        columns.extend_from_slice(own);
+        columns.extend([
+            (
+                "created_at_seconds",
+                "INT8",
+                &self.seconds as &(dyn ToSql + Sync),
+            ),
+            ("created_at_nanos", "INT4", &self.nanos),
+            ("body", "BYTEA", &self.bodies),
+        ]);
+        upsert(transaction, table, &columns).await
+    }
 }
 
 async fn insert_compute(
     transaction: &Transaction<'_>,
     images: &[compute::Image],
 ) -> Result<(), RepositoryError> {
-    let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+    let common = ImageColumns::of(images, |i| (&i.id, &i.name, i.created_at.as_ref()));
     let folders: Vec<&str> = images.iter().map(|i| i.folder_id.as_str()).collect();
-    let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
     let families: Vec<&str> = images.iter().map(|i| i.family.as_str()).collect();
     let statuses: Vec<i32> = images.iter().map(|i| i.status).collect();
-    let (seconds, nanos): (Vec<i64>, Vec<i32>) = images
-        .iter()
-        .map(|i| created_at(i.created_at.as_ref()))
-        .unzip();
-    let bodies: Vec<Vec<u8>> = images.iter().map(Message::encode_to_vec).collect();
-    execute(
-        transaction,
-        "INSERT INTO compute_images \
-             (id, folder_id, name, family, status, created_at_seconds, created_at_nanos, body) \
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::INT4[], \
-                              $6::INT8[], $7::INT4[], $8::BYTEA[]) \
-         ON CONFLICT (id) DO UPDATE SET folder_id = excluded.folder_id, name = excluded.name, \
-             family = excluded.family, status = excluded.status, \
-             created_at_seconds = excluded.created_at_seconds, \
-             created_at_nanos = excluded.created_at_nanos, body = excluded.body",
-        &[
-            &ids, &folders, &names, &families, &statuses, &seconds, &nanos, &bodies,
-        ],
-    )
-    .await
+    let own: [Column<'_>; 3] = [
+        ("folder_id", "TEXT", &folders),
+        ("family", "TEXT", &families),
+        ("status", "INT4", &statuses),
+    ];
+    common.upsert(transaction, "compute_images", &own).await
 }
 
 async fn insert_container(
     transaction: &Transaction<'_>,
     images: &[container_registry::Image],
 ) -> Result<(), RepositoryError> {
-    let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
-    let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+    let common = ImageColumns::of(images, |i| (&i.id, &i.name, i.created_at.as_ref()));
     let registries: Vec<Option<&str>> = images.iter().map(|i| registry_of(&i.name)).collect();
     let digests: Vec<&str> = images.iter().map(|i| i.digest.as_str()).collect();
-    let (seconds, nanos): (Vec<i64>, Vec<i32>) = images
-        .iter()
-        .map(|i| created_at(i.created_at.as_ref()))
-        .unzip();
-    let bodies: Vec<Vec<u8>> = images.iter().map(Message::encode_to_vec).collect();
-    execute(
-        transaction,
-        "INSERT INTO container_images \
-             (id, name, registry_id, digest, created_at_seconds, created_at_nanos, body) \
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
-                              $5::INT8[], $6::INT4[], $7::BYTEA[]) \
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-             registry_id = excluded.registry_id, digest = excluded.digest, \
-             created_at_seconds = excluded.created_at_seconds, \
-             created_at_nanos = excluded.created_at_nanos, body = excluded.body",
-        &[
-            &ids,
-            &names,
-            &registries,
-            &digests,
-            &seconds,
-            &nanos,
-            &bodies,
-        ],
-    )
-    .await
+    let own: [Column<'_>; 2] = [
+        ("registry_id", "TEXT", &registries),
+        ("digest", "TEXT", &digests),
+    ];
+    common.upsert(transaction, "container_images", &own).await
 }
 
 async fn insert_registries(
@@ -153,14 +194,12 @@ async fn insert_registries(
     let ids: Vec<&str> = registries.iter().map(|r| r.id.as_str()).collect();
     let folders: Vec<&str> = registries.iter().map(|r| r.folder_id.as_str()).collect();
     let bodies: Vec<Vec<u8>> = registries.iter().map(Message::encode_to_vec).collect();
-    execute(
-        transaction,
-        "INSERT INTO container_registries (id, folder_id, body) \
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BYTEA[]) \
-         ON CONFLICT (id) DO UPDATE SET folder_id = excluded.folder_id, body = excluded.body",
-        &[&ids, &folders, &bodies],
-    )
-    .await
+    let columns: [Column<'_>; 3] = [
+        ("id", "TEXT", &ids),
+        ("folder_id", "TEXT", &folders),
+        ("body", "BYTEA", &bodies),
+    ];
+    upsert(transaction, "container_registries", &columns).await
 }
 
 /// Reads the whole catalog, each list by id, in one snapshot.

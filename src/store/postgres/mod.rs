@@ -20,7 +20,6 @@ mod tls;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use prost::Message;
 use prost::encoding::{decode_key, skip_field};
@@ -32,15 +31,15 @@ pub use migrations::{MIGRATIONS, check_schema, migrate};
 pub use pool::{Database, DatabaseError, ErrorKind, PoolSettings, PoolState};
 
 use super::{
-    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page,
-    RepositoryError, split_extra,
+    Api, Compute, Container, EncodedPage, ListError, Page, RepositoryError, encode_image,
+    split_extra,
 };
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
 use crate::domain::page::PageRequest;
 use crate::domain::{FolderId, ImageId};
+use crate::proto::compute;
 use crate::proto::compute::image::Status;
-use crate::proto::{compute, container_registry};
 
 /// Both APIs served from one database.
 #[derive(Clone)]
@@ -132,51 +131,84 @@ fn limit(size: usize) -> i64 {
     i64::try_from(size).map_or(i64::MAX, |s| s.saturating_add(1))
 }
 
-#[async_trait]
-impl ComputeImageRepository for PostgresRepository {
-    async fn get_compute_image(
+/// An API's table and its List query.
+trait Stored: Api {
+    const TABLE: &'static str;
+    const GET: &'static str;
+    fn list_statement(query: &Self::Query, page: &PageRequest) -> sql::Statement;
+}
+
+impl Stored for Compute {
+    const TABLE: &'static str = "compute_images";
+    const GET: &'static str = "SELECT body FROM compute_images WHERE id = $1";
+
+    fn list_statement(query: &ComputeImageQuery, page: &PageRequest) -> sql::Statement {
+        sql::compute_list(query, page)
+    }
+}
+
+impl Stored for Container {
+    const TABLE: &'static str = "container_images";
+    const GET: &'static str = "SELECT body FROM container_images WHERE id = $1";
+
+    fn list_statement(query: &ContainerImageQuery, page: &PageRequest) -> sql::Statement {
+        sql::container_list(query, page)
+    }
+}
+
+impl_repositories!(PostgresRepository);
+
+impl PostgresRepository {
+    async fn get_image<A: Stored>(
         &self,
         id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        let row = self
-            .database
-            .query_opt(
-                "SELECT body FROM compute_images WHERE id = $1",
-                &[&id.as_str()],
-            )
-            .await?;
+    ) -> Result<Option<Arc<A::Image>>, RepositoryError> {
+        let row = self.database.query_opt(A::GET, &[&id.as_str()]).await?;
         row.map(|row| decode_row(&row).map(Arc::new)).transpose()
     }
 
-    async fn list_compute_images(
+    async fn get_image_encoded<A: Stored>(
         &self,
-        query: &ComputeImageQuery,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        // Decoded first, as the traits' default does: a corrupt body is an error.
+        Ok(encode_image(self.get_image::<A>(id).await?))
+    }
+
+    async fn list_images<A: Stored>(
+        &self,
+        query: &A::Query,
         page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
-        let statement = sql::compute_list(query, page);
-        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
-        let rows = self.database.query(&statement.text, &params).await?;
-        if rows.is_empty() {
-            self.check_cursor("compute_images", page).await?;
-        }
+    ) -> Result<Page<A::Image>, ListError> {
+        let rows = self.list_rows::<A>(query, page).await?;
         Ok(page_from(&rows, page.size.get())?)
     }
 
-    async fn list_compute_images_encoded(
+    async fn list_images_encoded<A: Stored>(
         &self,
-        query: &ComputeImageQuery,
+        query: &A::Query,
         page: &PageRequest,
     ) -> Result<EncodedPage, ListError> {
-        let statement = sql::compute_list(query, page);
-        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
-        let rows = self.database.query(&statement.text, &params).await?;
-        if rows.is_empty() {
-            self.check_cursor("compute_images", page).await?;
-        }
+        let rows = self.list_rows::<A>(query, page).await?;
         Ok(encoded_page_from(&rows, page.size.get())?)
     }
 
-    async fn latest_compute_image_by_family(
+    /// The rows of a List page, at most one more than the page size.
+    async fn list_rows<A: Stored>(
+        &self,
+        query: &A::Query,
+        page: &PageRequest,
+    ) -> Result<Vec<Row>, ListError> {
+        let statement = A::list_statement(query, page);
+        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
+        let rows = self.database.query(&statement.text, &params).await?;
+        if rows.is_empty() {
+            self.check_cursor(A::TABLE, page).await?;
+        }
+        Ok(rows)
+    }
+
+    async fn latest_by_family(
         &self,
         folder: &FolderId,
         family: &Family,
@@ -192,25 +224,11 @@ impl ComputeImageRepository for PostgresRepository {
             .await?;
         row.map(|row| decode_row(&row).map(Arc::new)).transpose()
     }
-}
 
-#[async_trait]
-impl ContainerImageRepository for PostgresRepository {
-    async fn get_container_image(
+    async fn folder_of_registry(
         &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
-        let row = self
-            .database
-            .query_opt(
-                "SELECT body FROM container_images WHERE id = $1",
-                &[&id.as_str()],
-            )
-            .await?;
-        row.map(|row| decode_row(&row).map(Arc::new)).transpose()
-    }
-
-    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
+        registry_id: &str,
+    ) -> Result<Option<String>, RepositoryError> {
         let row = self
             .database
             .query_opt(
@@ -223,34 +241,6 @@ impl ContainerImageRepository for PostgresRepository {
                 .map_err(|err| RepositoryError::Internal(format!("registry folder_id: {err}")))
         })
         .transpose()
-    }
-
-    async fn list_container_images(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<Page<container_registry::Image>, ListError> {
-        let statement = sql::container_list(query, page);
-        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
-        let rows = self.database.query(&statement.text, &params).await?;
-        if rows.is_empty() {
-            self.check_cursor("container_images", page).await?;
-        }
-        Ok(page_from(&rows, page.size.get())?)
-    }
-
-    async fn list_container_images_encoded(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<EncodedPage, ListError> {
-        let statement = sql::container_list(query, page);
-        let params: Vec<&(dyn ToSql + Sync)> = statement.params();
-        let rows = self.database.query(&statement.text, &params).await?;
-        if rows.is_empty() {
-            self.check_cursor("container_images", page).await?;
-        }
-        Ok(encoded_page_from(&rows, page.size.get())?)
     }
 }
 
@@ -279,6 +269,7 @@ impl PostgresRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::container_registry;
 
     #[test]
     fn a_body_is_checked_and_its_id_read_without_decoding() {

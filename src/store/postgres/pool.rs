@@ -16,7 +16,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use super::tls::TlsSettings;
 
@@ -217,17 +217,10 @@ impl Database {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, RepositoryError> {
-        let client = self.connection().await?;
-        let answer = self
-            .deadline(async {
-                let statement = prepare(&client, sql).await.map_err(|e| self.failed(e))?;
-                client
-                    .query(&statement, params)
-                    .await
-                    .map_err(|e| self.failed(e))
-            })
-            .await;
-        self.discard_if_late(client, answer)
+        self.prepared(sql, async |client, statement| {
+            client.query(statement, params).await
+        })
+        .await
     }
 
     /// Runs `sql` (prepared once per connection) and returns its row, if any.
@@ -236,14 +229,23 @@ impl Database {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, RepositoryError> {
+        self.prepared(sql, async |client, statement| {
+            client.query_opt(statement, params).await
+        })
+        .await
+    }
+
+    /// `call` with `sql` prepared on a connection, within [`Self::deadline`].
+    async fn prepared<T>(
+        &self,
+        sql: &str,
+        call: impl AsyncFnOnce(&Object, &Statement) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, RepositoryError> {
         let client = self.connection().await?;
         let answer = self
             .deadline(async {
                 let statement = prepare(&client, sql).await.map_err(|e| self.failed(e))?;
-                client
-                    .query_opt(&statement, params)
-                    .await
-                    .map_err(|e| self.failed(e))
+                call(&client, &statement).await.map_err(|e| self.failed(e))
             })
             .await;
         self.discard_if_late(client, answer)
@@ -347,10 +349,7 @@ impl Database {
     }
 }
 
-async fn prepare(
-    client: &Object,
-    sql: &str,
-) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+async fn prepare(client: &Object, sql: &str) -> Result<Statement, tokio_postgres::Error> {
     if client.statement_cache.size() >= MAX_CACHED_STATEMENTS {
         client.statement_cache.clear();
     }
