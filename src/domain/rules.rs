@@ -19,38 +19,20 @@ pub struct TextRule {
 }
 
 /// An image's name: empty, or a lowercase letter, then up to 61 of `-_a-z0-9`, ending without `-_`.
-pub const IMAGE_NAME: TextRule = TextRule {
-    field: "name",
-    max_chars: 63,
-    pattern: Some("|[a-z]([-_a-z0-9]{0,61}[a-z0-9])?"),
-};
+pub const IMAGE_NAME: TextRule =
+    TextRule::new("name", 63, Some("|[a-z]([-_a-z0-9]{0,61}[a-z0-9])?"));
 
-pub const IMAGE_DESCRIPTION: TextRule = TextRule {
-    field: "description",
-    max_chars: 256,
-    pattern: None,
-};
+pub const IMAGE_DESCRIPTION: TextRule = TextRule::new("description", 256, None);
 
 /// An image family: empty, or 3 to 63 of `-a-z0-9`, starting with a letter.
-pub const IMAGE_FAMILY: TextRule = TextRule {
-    field: "family",
-    max_chars: 63,
-    pattern: Some("|[a-z][-a-z0-9]{1,61}[a-z0-9]"),
-};
+pub const IMAGE_FAMILY: TextRule =
+    TextRule::new("family", 63, Some("|[a-z][-a-z0-9]{1,61}[a-z0-9]"));
 
 /// A label key: 1 to 63 characters, starting with a lowercase letter.
-pub const LABEL_KEY: TextRule = TextRule {
-    field: "labels",
-    max_chars: 63,
-    pattern: Some(r"[a-z][-_./\\@0-9a-z]*"),
-};
+pub const LABEL_KEY: TextRule = TextRule::new("labels", 63, Some(r"[a-z][-_./\\@0-9a-z]*"));
 
 /// A label value: up to 63 characters.
-pub const LABEL_VALUE: TextRule = TextRule {
-    field: "labels",
-    max_chars: 63,
-    pattern: Some(r"[-_./\\@0-9a-z]*"),
-};
+pub const LABEL_VALUE: TextRule = TextRule::new("labels", 63, Some(r"[-_./\\@0-9a-z]*"));
 
 /// The most labels an image may have.
 pub const MAX_LABELS: usize = 64;
@@ -78,6 +60,14 @@ static PATTERNS: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
 });
 
 impl TextRule {
+    const fn new(field: &'static str, max_chars: usize, pattern: Option<&'static str>) -> Self {
+        Self {
+            field,
+            max_chars,
+            pattern,
+        }
+    }
+
     /// Whether `value` keeps the rule; the error names the field.
     pub fn check(&self, value: &str) -> Result<(), ApiError> {
         let chars = value.chars().count();
