@@ -22,7 +22,6 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Layer;
 
-use crate::domain::access::Caller;
 use crate::grpc;
 use crate::grpc::endpoint::ApiEndpoints;
 use crate::ops::backend_health::BackendHealth;
@@ -471,20 +470,11 @@ fn add_image_services(
     let direct = DirectGets {
         auth: auth.clone(),
         gets: vec![
-            (grpc::compute::GET, {
-                let compute = compute.clone();
-                DirectGet::new(move |caller: Option<Arc<Caller>>, request| {
-                    let compute = compute.clone();
-                    async move { compute.get(caller.as_deref(), request).await }
-                })
-            }),
-            (grpc::container_registry::GET, {
-                let container = container.clone();
-                DirectGet::new(move |caller: Option<Arc<Caller>>, request| {
-                    let container = container.clone();
-                    async move { container.get(caller.as_deref(), request).await }
-                })
-            }),
+            (grpc::compute::GET, DirectGet::of(compute.clone())),
+            (
+                grpc::container_registry::GET,
+                DirectGet::of(container.clone()),
+            ),
         ],
     };
     let compute = grpc::compute::server(compute, max_request_size);

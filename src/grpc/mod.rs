@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::access::{Caller, caller_of};
 use crate::error::ApiError;
+use crate::service::{ImageApi, Images};
 use crate::transport::request_context::{RequestId, request_id_of};
 use crate::transport::status::to_status;
 
@@ -44,6 +45,37 @@ where
             respond(call(service, caller, request).await, request_id, message)
         }
     })
+}
+
+/// The Get and List of an image API, at those paths: the Get answers the
+/// stored encoding as it is.
+fn image_methods<A>(
+    service: Arc<Images<A>>,
+    max_request_size: usize,
+    get: &'static str,
+    list: &'static str,
+) -> Vec<Method>
+where
+    A: ImageApi,
+    A::GetRequest: Message + Default + 'static,
+    A::ListRequest: Message + Default + 'static,
+{
+    vec![
+        method(
+            get,
+            max_request_size,
+            service.clone(),
+            |s: Arc<Images<A>>, caller, r| async move { s.get(caller.as_deref(), r).await },
+            EncodedMessage,
+        ),
+        method(
+            list,
+            max_request_size,
+            service,
+            |s: Arc<Images<A>>, caller, r| async move { s.list(caller.as_deref(), r).await },
+            std::convert::identity,
+        ),
+    ]
 }
 
 /// What a handler needs of a tonic request: its request id (from the request

@@ -19,6 +19,7 @@ use prost::Message;
 use crate::domain::access::Caller;
 use crate::error::ApiError;
 use crate::ops::metrics::Metrics;
+use crate::service::{ImageApi, Images};
 use crate::transport::auth::AuthLayer;
 use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::transport::request_context::{RequestId, record_grpc_method};
@@ -76,6 +77,18 @@ type DirectCall = Arc<
 >;
 
 impl DirectGet {
+    /// The Get of `service`.
+    pub fn of<A>(service: Arc<Images<A>>) -> Self
+    where
+        A: ImageApi,
+        A::GetRequest: Message + Default + 'static,
+    {
+        Self::new(move |caller: Option<Arc<Caller>>, request| {
+            let service = service.clone();
+            async move { service.get(caller.as_deref(), request).await }
+        })
+    }
+
     /// `get` answers a decoded request of type `Req` (that API's `GetImageRequest`).
     pub fn new<Req, F, Fut>(get: F) -> Self
     where

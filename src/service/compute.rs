@@ -1,60 +1,71 @@
-//! `yandex.cloud.compute.v1.ImageService`.
+//! `yandex.cloud.compute.v1.ImageService`: what its Get and List are about,
+//! and GetLatestByFamily.
 
 use bytes::Bytes;
 
 use super::authorize::{self, encoded_string_field};
-use super::{ImagePage, Images, backend_failed, get_image, list_failed};
+use super::{ImageApi, Images, backend_failed};
+use crate::domain::ImageId;
 use crate::domain::access::Caller;
-use crate::domain::compute::{LatestByFamily, ListComputeImages};
+use crate::domain::compute::{ComputeImageQuery, LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
 use crate::proto::compute::{
     GetImageLatestByFamilyRequest, GetImageRequest, Image, ListImagesRequest,
 };
-use crate::store::ComputeImageRepository;
+use crate::store::{Compute, ComputeImageRepository, EncodedPage, ListError, RepositoryError};
 
 /// The field number of `Image.folder_id`.
 const FOLDER_ID: u32 = 2;
 
 /// The compute ImageService.
-pub type ComputeImages = Images<dyn ComputeImageRepository>;
+pub type ComputeImages = Images<Compute>;
 
-impl ComputeImages {
-    /// Get: the image's encoding. `caller` is who authentication let in (none
-    /// when it is off).
-    pub async fn get(
-        &self,
-        caller: Option<&Caller>,
-        request: GetImageRequest,
-    ) -> Result<Bytes, ApiError> {
-        let store = self.store.as_ref();
-        get_image(
-            caller,
-            request.image_id,
-            |id| async move {
-                let found = store.get_compute_image_encoded(&id).await;
-                (id, found)
-            },
-            |image| std::future::ready(Ok(encoded_string_field(image, FOLDER_ID))),
-        )
-        .await
+impl ImageApi for Compute {
+    type Store = dyn ComputeImageRepository;
+    type GetRequest = GetImageRequest;
+    type ListRequest = ListImagesRequest;
+    type Query = ComputeImageQuery;
+
+    fn image_id(request: GetImageRequest) -> String {
+        request.image_id
     }
 
-    /// List: a page of the folder's images.
-    pub async fn list(
-        &self,
-        caller: Option<&Caller>,
-        request: ListImagesRequest,
-    ) -> Result<ImagePage, ApiError> {
-        let list = ListComputeImages::parse(request)?;
-        authorize::check_folder(caller, &list.query.folder_id).await?;
-        let page = self
-            .store
+    fn parse_list(request: ListImagesRequest) -> Result<ListComputeImages, ApiError> {
+        ListComputeImages::parse(request)
+    }
+
+    async fn get_encoded(
+        store: &Self::Store,
+        id: &ImageId,
+    ) -> Result<Option<Bytes>, RepositoryError> {
+        store.get_compute_image_encoded(id).await
+    }
+
+    async fn folder_of_image(
+        _store: &Self::Store,
+        image: &Bytes,
+    ) -> Result<Option<String>, RepositoryError> {
+        Ok(encoded_string_field(image, FOLDER_ID))
+    }
+
+    async fn folder_of_query(
+        _store: &Self::Store,
+        query: &ComputeImageQuery,
+    ) -> Result<Option<String>, RepositoryError> {
+        Ok(Some(query.folder_id.as_str().to_owned()))
+    }
+
+    async fn list_encoded(
+        store: &Self::Store,
+        list: &ListComputeImages,
+    ) -> Result<EncodedPage, ListError> {
+        store
             .list_compute_images_encoded(&list.query, &list.page)
             .await
-            .map_err(list_failed)?;
-        ImagePage::new(&list, page)
     }
+}
 
+impl ComputeImages {
     /// GetLatestByFamily: the family's newest READY image in the folder.
     pub async fn get_latest_by_family(
         &self,

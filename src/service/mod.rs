@@ -2,39 +2,113 @@
 //! values, check the caller may see the answer, ask the store, map the outcome
 //! to an [`ApiError`]. Nothing here knows gRPC or HTTP.
 //!
-//! Images are answered as the store keeps them, protobuf-encoded: the faces
-//! send those bytes as they are (gRPC) or transcode them once (REST), so no
-//! image is decoded and encoded again per call.
+//! Get and List are written once for both APIs ([`Images`]), over what each
+//! API says about itself ([`ImageApi`]: its requests, where an image's folder
+//! is, which store calls to make). Images are answered as the store keeps
+//! them, protobuf-encoded: the faces send those bytes as they are (gRPC) or
+//! transcode them once (REST), so no image is decoded and encoded again.
 
 mod authorize;
 pub mod compute;
 pub mod container;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use std::sync::Arc;
-
 pub use compute::ComputeImages;
 pub use container::ContainerImages;
-
-/// An ImageService over its store (`S`: that API's repository trait).
-pub struct Images<S: ?Sized> {
-    store: Arc<S>,
-}
-
-impl<S: ?Sized> Images<S> {
-    pub fn new(store: Arc<S>) -> Self {
-        Self { store }
-    }
-}
 
 use crate::domain::ImageId;
 use crate::domain::access::Caller;
 use crate::domain::page::ListRequest;
 use crate::error::ApiError;
 use crate::store::{EncodedPage, ListError, RepositoryError};
+
+/// What the Get and List of one API differ in.
+pub trait ImageApi: Send + Sync + 'static {
+    /// The API's repository trait object.
+    type Store: ?Sized + Send + Sync;
+    type GetRequest: Send;
+    type ListRequest: Send;
+    type Query: Send + Sync;
+
+    fn image_id(request: Self::GetRequest) -> String;
+
+    fn parse_list(request: Self::ListRequest) -> Result<ListRequest<Self::Query>, ApiError>;
+
+    fn get_encoded(
+        store: &Self::Store,
+        id: &ImageId,
+    ) -> impl Future<Output = Result<Option<Bytes>, RepositoryError>> + Send;
+
+    /// The folder of an image, from its encoding (None: unknown).
+    fn folder_of_image(
+        store: &Self::Store,
+        image: &Bytes,
+    ) -> impl Future<Output = Result<Option<String>, RepositoryError>> + Send;
+
+    /// The folder a List's query is about (None: unknown).
+    fn folder_of_query(
+        store: &Self::Store,
+        query: &Self::Query,
+    ) -> impl Future<Output = Result<Option<String>, RepositoryError>> + Send;
+
+    fn list_encoded(
+        store: &Self::Store,
+        list: &ListRequest<Self::Query>,
+    ) -> impl Future<Output = Result<EncodedPage, ListError>> + Send;
+}
+
+/// An ImageService over its store.
+pub struct Images<A: ImageApi> {
+    store: Arc<A::Store>,
+}
+
+impl<A: ImageApi> Images<A> {
+    pub fn new(store: Arc<A::Store>) -> Self {
+        Self { store }
+    }
+
+    /// Get: the image's encoding. `caller` is who authentication let in (none
+    /// when it is off).
+    pub async fn get(
+        &self,
+        caller: Option<&Caller>,
+        request: A::GetRequest,
+    ) -> Result<Bytes, ApiError> {
+        let id = ImageId::parse("image_id", A::image_id(request))?;
+        tracing::Span::current().record("image_id", id.as_str());
+        let store = self.store.as_ref();
+        let image = match A::get_encoded(store, &id).await {
+            Ok(Some(image)) => image,
+            Ok(None) => return Err(ApiError::image_not_found(id.as_str())),
+            Err(err) => return Err(backend_failed(err)),
+        };
+        if let Some(caller) = caller {
+            // Boxed, so that a call without authentication carries none of its state.
+            Box::pin(authorize::check(Some(caller), || {
+                A::folder_of_image(store, &image)
+            }))
+            .await?;
+        }
+        Ok(image)
+    }
+
+    /// List: a page of the images the query is about.
+    pub async fn list(
+        &self,
+        caller: Option<&Caller>,
+        request: A::ListRequest,
+    ) -> Result<ImagePage, ApiError> {
+        let list = A::parse_list(request)?;
+        let store = self.store.as_ref();
+        authorize::check(caller, || A::folder_of_query(store, &list.query)).await?;
+        let page = A::list_encoded(store, &list).await.map_err(list_failed)?;
+        ImagePage::new(&list, page)
+    }
+}
 
 /// A page of a List as both APIs' `ListImagesResponse` holds it: each image's
 /// protobuf encoding, and the token of the next page (empty on the last).
@@ -56,34 +130,6 @@ impl ImagePage {
             next_page_token,
         })
     }
-}
-
-/// The Get of either API: validate the id, look it up, check the caller (if
-/// any) may read the image's folder (`folder_of` finds it from the encoding).
-/// `lookup` hands the id back with its result, so that the not-found message
-/// is only made on a miss.
-async fn get_image<Found, Folder>(
-    caller: Option<&Caller>,
-    raw_id: String,
-    lookup: impl FnOnce(ImageId) -> Found,
-    folder_of: impl FnOnce(&Bytes) -> Folder,
-) -> Result<Bytes, ApiError>
-where
-    Found: Future<Output = (ImageId, Result<Option<Bytes>, RepositoryError>)>,
-    Folder: Future<Output = Result<Option<String>, RepositoryError>>,
-{
-    let id = ImageId::parse("image_id", raw_id)?;
-    tracing::Span::current().record("image_id", id.as_str());
-    let image = match lookup(id).await {
-        (_, Ok(Some(image))) => image,
-        (id, Ok(None)) => return Err(ApiError::image_not_found(id.as_str())),
-        (_, Err(err)) => return Err(backend_failed(err)),
-    };
-    if let Some(caller) = caller {
-        // Boxed, so that a call without authentication carries none of its state.
-        Box::pin(authorize::check(Some(caller), || folder_of(&image))).await?;
-    }
-    Ok(image)
 }
 
 /// Why the write methods are missing.

@@ -108,11 +108,11 @@ pub(crate) trait Api: Send + Sync + 'static {
     type Query: Send + Sync + 'static;
 }
 
-/// `yandex.cloud.compute.v1`.
-pub(crate) struct Compute;
+/// `yandex.cloud.compute.v1`: marks code written once for both APIs.
+pub struct Compute;
 
 /// `yandex.cloud.containerregistry.v1`.
-pub(crate) struct Container;
+pub struct Container;
 
 impl Api for Compute {
     type Image = compute::Image;
