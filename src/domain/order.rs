@@ -206,21 +206,8 @@ fn word<'i>(input: &mut Input<'i>) -> ModalResult<Word<'i>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Field {
-        Name,
-        CreatedAt,
-    }
-
-    impl SortField for Field {
-        const NAMES: &'static [(&'static str, Self)] = &[
-            ("name", Self::Name),
-            ("created_at", Self::CreatedAt),
-            ("createdAt", Self::CreatedAt),
-        ];
-        const KNOWN: &'static str = "name, created_at";
-    }
+    // A real API's fields: the grammar is the same for both.
+    use crate::domain::container::ContainerSortField as Field;
 
     fn keys(text: &str) -> Result<Vec<SortKey<Field>>, String> {
         parse::<Field>(text, 3).map_err(|e| e.to_string())
@@ -254,7 +241,7 @@ mod tests {
         for (text, expected) in [
             (
                 "size",
-                "order_by: unknown field `size` at column 1; you can order by name, created_at",
+                "order_by: unknown field `size` at column 1; you can order by name, digest, created_at",
             ),
             (
                 "name up",

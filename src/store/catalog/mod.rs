@@ -79,24 +79,15 @@ pub struct CatalogError {
 }
 
 /// The top level of a catalog file. Unknown keys are refused, not ignored.
+/// Keys in lowerCamelCase, or as the proto names them (the field names).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CatalogFile<'a> {
-    #[serde(default, borrow, rename = "computeImages", alias = "compute_images")]
+    #[serde(default, borrow, alias = "compute_images")]
     compute_images: Vec<&'a RawValue>,
-    #[serde(
-        default,
-        borrow,
-        rename = "containerRegistryImages",
-        alias = "container_registry_images"
-    )]
-    container_images: Vec<&'a RawValue>,
-    #[serde(
-        default,
-        borrow,
-        rename = "containerRegistries",
-        alias = "container_registries"
-    )]
+    #[serde(default, borrow, alias = "container_registry_images")]
+    container_registry_images: Vec<&'a RawValue>,
+    #[serde(default, borrow, alias = "container_registries")]
     container_registries: Vec<&'a RawValue>,
 }
 
@@ -143,7 +134,7 @@ impl Catalog {
         .map_err(|(entry, problem)| fail(Some(entry), problem))?;
         let container_images = parse_list::<container_registry::Image>(
             CONTAINER_IMAGES,
-            &file.container_images,
+            &file.container_registry_images,
             &descriptor("yandex.cloud.containerregistry.v1.Image")?,
             |image| &image.id,
             |_| Ok(()),
@@ -186,30 +177,32 @@ impl Catalog {
         let compute = descriptor("yandex.cloud.compute.v1.Image")?;
         let container = descriptor("yandex.cloud.containerregistry.v1.Image")?;
         let registry = descriptor("yandex.cloud.containerregistry.v1.Registry")?;
+        // Each list as its entries' encodings, made one at a time as written.
+        type Encoded<'a> = Box<dyn Iterator<Item = Vec<u8>> + 'a>;
+        let lists: [(&str, &MessageDescriptor, Encoded<'_>); 3] = [
+            (
+                COMPUTE_IMAGES,
+                &compute,
+                Box::new(self.compute_images.iter().map(|i| i.encode_to_vec())),
+            ),
+            (
+                CONTAINER_IMAGES,
+                &container,
+                Box::new(self.container_images.iter().map(|i| i.encode_to_vec())),
+            ),
+            (
+                CONTAINER_REGISTRIES,
+                &registry,
+                Box::new(self.container_registries.iter().map(Message::encode_to_vec)),
+            ),
+        ];
         let mut out = String::from("{\n");
-        write_list(
-            &mut out,
-            COMPUTE_IMAGES,
-            self.compute_images.iter(),
-            &compute,
-        )
-        .map_err(&fail)?;
-        out.push_str(",\n");
-        write_list(
-            &mut out,
-            CONTAINER_IMAGES,
-            self.container_images.iter(),
-            &container,
-        )
-        .map_err(&fail)?;
-        out.push_str(",\n");
-        write_list(
-            &mut out,
-            CONTAINER_REGISTRIES,
-            self.container_registries.iter().cloned(),
-            &registry,
-        )
-        .map_err(&fail)?;
+        for (number, (list, descriptor, items)) in lists.into_iter().enumerate() {
+            if number > 0 {
+                out.push_str(",\n");
+            }
+            write_list(&mut out, list, items, descriptor).map_err(&fail)?;
+        }
         out.push_str("\n}\n");
         Ok(out)
     }
@@ -380,17 +373,17 @@ fn parse_chunk<T: Message + Default + DeserializeOwned>(
 }
 
 /// `"list": [entry, ...]` with one entry per line.
-fn write_list<T: Message>(
+fn write_list(
     out: &mut String,
     list: &str,
-    items: impl IntoIterator<Item = T>,
+    items: impl Iterator<Item = Vec<u8>>,
     descriptor: &MessageDescriptor,
 ) -> Result<(), String> {
     out.push_str(&format!("  {list:?}: ["));
     let mut empty = true;
-    for (index, item) in items.into_iter().enumerate() {
+    for (index, item) in items.enumerate() {
         empty = false;
-        let message = DynamicMessage::decode(descriptor.clone(), item.encode_to_vec().as_slice())
+        let message = DynamicMessage::decode(descriptor.clone(), item.as_slice())
             .map_err(|err| format!("{list}[{index}]: cannot encode: {err}"))?;
         let value = message
             .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
@@ -571,6 +564,11 @@ fn validate_compute_image(image: &compute::Image) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// Why `c.json` holding `json` is refused.
+    fn refusal(json: &str) -> String {
+        Catalog::from_json("c.json", json).unwrap_err().to_string()
+    }
+
     #[test]
     fn demo_catalog_is_valid_and_not_empty() {
         let demo = Catalog::demo().unwrap();
@@ -650,19 +648,14 @@ mod tests {
 
     #[test]
     fn registries_are_checked_like_images() {
-        let err = Catalog::from_json(
-            "c.json",
-            r#"{"containerRegistries": [{"id": "r1", "folderId": "f"}, {"id": "r1", "folder_id": "g"}]}"#,
-        )
-        .unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refusal(
+                r#"{"containerRegistries": [{"id": "r1", "folderId": "f"}, {"id": "r1", "folder_id": "g"}]}"#
+            ),
             r#"catalog c.json: containerRegistries[1] (id "r1"): duplicate id, first used by containerRegistries[0]"#
         );
-        let err = Catalog::from_json("c.json", r#"{"container_registries": [{"id": "r1"}]}"#)
-            .unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refusal(r#"{"container_registries": [{"id": "r1"}]}"#),
             r#"catalog c.json: containerRegistries[0] (id "r1"): folderId is empty"#
         );
         let ok = Catalog::from_json(
@@ -922,13 +915,8 @@ mod tests {
 
     #[test]
     fn errors_name_source_entry_and_problem() {
-        let err = Catalog::from_json(
-            "c.json",
-            r#"{"computeImages": [{"id": "a", "name": "n"}, {"id": "a", "name": "m"}]}"#,
-        )
-        .unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refusal(r#"{"computeImages": [{"id": "a", "name": "n"}, {"id": "a", "name": "m"}]}"#),
             r#"catalog c.json: computeImages[1] (id "a"): duplicate id, first used by computeImages[0]"#
         );
     }

@@ -223,16 +223,14 @@ impl Database {
         .await
     }
 
-    /// Runs `sql` (prepared once per connection) and returns its row, if any.
+    /// Runs `sql` (prepared once per connection) and returns its first row, if
+    /// any: for lookups by a key, which find one row or none.
     pub async fn query_opt(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, RepositoryError> {
-        self.prepared(sql, async |client, statement| {
-            client.query_opt(statement, params).await
-        })
-        .await
+        Ok(self.query(sql, params).await?.into_iter().next())
     }
 
     /// `call` with `sql` prepared on a connection, within [`Self::deadline`].
