@@ -39,7 +39,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message;
 
-use super::{Api, Compute, Container, EncodedPage, ListError, Page, RepositoryError, split_extra};
+use super::{Api, Compute, Container, EncodedPage, ListError, RepositoryError, split_extra};
 use crate::domain::compute::{
     ComputeCondition, ComputeImageFilter, ComputeImageQuery, ComputeSortField, Family,
 };
@@ -485,22 +485,6 @@ fn cursor<T: Message + Default>(
     }
 }
 
-/// Decodes the images of a page of positions.
-fn decode_page<T: Message + Default>(
-    list: &ImageList<T>,
-    rows: PageRows,
-) -> Result<Page<T>, ListError> {
-    let items = rows
-        .rows
-        .iter()
-        .map(|&row| decode_row(list, row).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        more: rows.more,
-    })
-}
-
 /// The stored encodings of the images of a page of positions: slices of the
 /// list's buffer, nothing decoded or copied.
 fn encoded_page<T: Message + Default>(list: &ImageList<T>, rows: PageRows) -> EncodedPage {
@@ -525,16 +509,6 @@ fn decode_row<T: Message + Default>(list: &ImageList<T>, row: Row) -> Result<T, 
             list.id_at(row as usize)
         ))
     })
-}
-
-fn get_decoded<T: Message + Default>(
-    list: &ImageList<T>,
-    id: &ImageId,
-) -> Result<Option<Arc<T>>, RepositoryError> {
-    list.position(id.as_str())
-        .and_then(|position| Row::try_from(position).ok())
-        .map(|row| decode_row(list, row).map(Arc::new))
-        .transpose()
 }
 
 /// Where an API's images are kept and how its List pages are found.
@@ -579,26 +553,11 @@ impl_repositories!(MemoryRepository);
 
 // Async only to fit `impl_repositories`: nothing here waits.
 impl MemoryRepository {
-    async fn get_image<A: Stored>(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<A::Image>>, RepositoryError> {
-        get_decoded(A::list(self), id)
-    }
-
     async fn get_image_encoded<A: Stored>(
         &self,
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
         Ok(A::list(self).get_encoded(id.as_str()))
-    }
-
-    async fn list_images<A: Stored>(
-        &self,
-        query: &A::Query,
-        page: &PageRequest,
-    ) -> Result<Page<A::Image>, ListError> {
-        decode_page(A::list(self), A::page(self, query, page)?)
     }
 
     async fn list_images_encoded<A: Stored>(

@@ -4,14 +4,13 @@
 
 /// Implements [`ComputeImageRepository`] and [`ContainerImageRepository`] for a
 /// backend that serves both APIs alike, by its inherent methods generic over
-/// the API ([`Api`]): `get_image`, `get_image_encoded`, `list_images` and
-/// `list_images_encoded`, plus `latest_by_family` and `folder_of_registry`.
+/// the API ([`Api`]): `get_image_encoded` and `list_images_encoded`, plus
+/// `latest_by_family` and `folder_of_registry`.
 macro_rules! impl_repositories {
     ($backend:ty) => {
         impl_repositories!(@api $backend, ComputeImageRepository, Compute,
             $crate::proto::compute::Image, $crate::domain::compute::ComputeImageQuery,
-            get_compute_image, get_compute_image_encoded,
-            list_compute_images, list_compute_images_encoded,
+            get_compute_image_encoded, list_compute_images_encoded,
             async fn latest_compute_image_by_family(
                 &self,
                 folder: &$crate::domain::FolderId,
@@ -26,8 +25,7 @@ macro_rules! impl_repositories {
         impl_repositories!(@api $backend, ContainerImageRepository, Container,
             $crate::proto::container_registry::Image,
             $crate::domain::container::ContainerImageQuery,
-            get_container_image, get_container_image_encoded,
-            list_container_images, list_container_images_encoded,
+            get_container_image_encoded, list_container_images_encoded,
             async fn registry_folder(
                 &self,
                 registry_id: &str,
@@ -37,35 +35,14 @@ macro_rules! impl_repositories {
         );
     };
     (@api $backend:ty, $trait:ident, $api:ident, $image:ty, $query:ty,
-        $get:ident, $get_encoded:ident, $list:ident, $list_encoded:ident, $($own:tt)*) => {
+        $get_encoded:ident, $list_encoded:ident, $($own:tt)*) => {
         #[async_trait::async_trait]
         impl $crate::store::$trait for $backend {
-            async fn $get(
-                &self,
-                id: &$crate::domain::ImageId,
-            ) -> Result<
-                Option<std::sync::Arc<$image>>,
-                $crate::store::RepositoryError,
-            > {
-                self.get_image::<$crate::store::$api>(id).await
-            }
-
             async fn $get_encoded(
                 &self,
                 id: &$crate::domain::ImageId,
             ) -> Result<Option<bytes::Bytes>, $crate::store::RepositoryError> {
                 self.get_image_encoded::<$crate::store::$api>(id).await
-            }
-
-            async fn $list(
-                &self,
-                query: &$query,
-                page: &$crate::domain::page::PageRequest,
-            ) -> Result<
-                $crate::store::Page<$image>,
-                $crate::store::ListError,
-            > {
-                self.list_images::<$crate::store::$api>(query, page).await
             }
 
             async fn $list_encoded(
@@ -212,21 +189,24 @@ impl<T> Default for Page<T> {
     }
 }
 
+/// The compute images of a backend. Images are answered as their protobuf
+/// encodings: the faces send them as they are, and a backend that stores them
+/// encoded hands out its own bytes.
 #[async_trait]
 pub trait ComputeImageRepository: Send + Sync + 'static {
-    async fn get_compute_image(
+    async fn get_compute_image_encoded(
         &self,
         id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
+    ) -> Result<Option<Bytes>, RepositoryError>;
 
     /// The images of `query.folder_id` that pass `query.filter`, in
     /// `query.order` then id ascending, from just after `page.after`'s position
     /// in that order (`page.after` need not pass the filter; it must exist).
-    async fn list_compute_images(
+    async fn list_compute_images_encoded(
         &self,
         query: &ComputeImageQuery,
         page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError>;
+    ) -> Result<EncodedPage, ListError>;
 
     /// The READY image of `family` in `folder` with the latest `created_at`;
     /// of several, the one with the smallest id (the first that List ordered by
@@ -236,70 +216,28 @@ pub trait ComputeImageRepository: Send + Sync + 'static {
         folder: &FolderId,
         family: &Family,
     ) -> Result<Option<Arc<compute::Image>>, RepositoryError>;
-    /// The image encoded as protobuf, for a face that sends it as it is. A
-    /// backend that stores images encoded overrides this to skip decoding and
-    /// re-encoding them.
-    async fn get_compute_image_encoded(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Bytes>, RepositoryError> {
-        Ok(encode_image(self.get_compute_image(id).await?))
-    }
-
-    /// [`ComputeImageRepository::list_compute_images`] with each image as its
-    /// protobuf encoding, for a face that sends them as they are. A backend
-    /// that stores images encoded overrides this to skip decoding and
-    /// re-encoding them (and a wrapper must pass it on, or its backend's
-    /// override is never reached).
-    async fn list_compute_images_encoded(
-        &self,
-        query: &ComputeImageQuery,
-        page: &PageRequest,
-    ) -> Result<EncodedPage, ListError> {
-        let page = self.list_compute_images(query, page).await?;
-        Ok(EncodedPage::encode(page, |image| &image.id))
-    }
 }
 
+/// The container images of a backend, encoded as for [`ComputeImageRepository`].
 #[async_trait]
 pub trait ContainerImageRepository: Send + Sync + 'static {
-    async fn get_container_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError>;
-
-    /// The images in `query.scope` that pass `query.filter`, in `query.order`
-    /// then id ascending, from just after `page.after`'s position in that order.
-    async fn list_container_images(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<Page<container_registry::Image>, ListError>;
-    /// The folder of a registry, for authorization (an image is in the folder
-    /// of its registry). `None` for a registry this backend doesn't know, and
-    /// then only callers of every folder may read its images. No default: a
-    /// wrapper that forgot to pass it on would deny quietly.
-    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError>;
-
-    /// The image encoded as protobuf; see [`ComputeImageRepository::get_compute_image_encoded`].
     async fn get_container_image_encoded(
         &self,
         id: &ImageId,
-    ) -> Result<Option<Bytes>, RepositoryError> {
-        Ok(encode_image(self.get_container_image(id).await?))
-    }
+    ) -> Result<Option<Bytes>, RepositoryError>;
 
-    /// [`ContainerImageRepository::list_container_images`] with each image as
-    /// its protobuf encoding; see
-    /// [`ComputeImageRepository::list_compute_images_encoded`].
+    /// The images in `query.scope` that pass `query.filter`, in `query.order`
+    /// then id ascending, from just after `page.after`'s position in that order.
     async fn list_container_images_encoded(
         &self,
         query: &ContainerImageQuery,
         page: &PageRequest,
-    ) -> Result<EncodedPage, ListError> {
-        let page = self.list_container_images(query, page).await?;
-        Ok(EncodedPage::encode(page, |image| &image.id))
-    }
+    ) -> Result<EncodedPage, ListError>;
+
+    /// The folder of a registry, for authorization (an image is in the folder
+    /// of its registry). `None` for a registry this backend doesn't know, and
+    /// then only callers of every folder may read its images.
+    async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError>;
 }
 
 /// The backends behind both APIs, shared by every face and connection.

@@ -22,13 +22,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Page, RepositoryError,
+    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, RepositoryError,
 };
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
 use crate::domain::page::PageRequest;
 use crate::domain::{FolderId, ImageId};
-use crate::proto::{compute, container_registry};
+use crate::proto::compute;
 
 /// A backend that answers by asking [`Delegate::backend`].
 pub trait Delegate: Send + Sync + 'static {
@@ -44,21 +44,6 @@ where
     T: Delegate,
     T::Backend: ComputeImageRepository,
 {
-    async fn get_compute_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        self.backend().get_compute_image(id).await
-    }
-
-    async fn list_compute_images(
-        &self,
-        query: &ComputeImageQuery,
-        page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
-        self.backend().list_compute_images(query, page).await
-    }
-
     async fn latest_compute_image_by_family(
         &self,
         folder: &FolderId,
@@ -93,21 +78,6 @@ where
     T: Delegate,
     T::Backend: ContainerImageRepository,
 {
-    async fn get_container_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
-        self.backend().get_container_image(id).await
-    }
-
-    async fn list_container_images(
-        &self,
-        query: &ContainerImageQuery,
-        page: &PageRequest,
-    ) -> Result<Page<container_registry::Image>, ListError> {
-        self.backend().list_container_images(query, page).await
-    }
-
     async fn registry_folder(&self, registry_id: &str) -> Result<Option<String>, RepositoryError> {
         self.backend().registry_folder(registry_id).await
     }

@@ -5,6 +5,7 @@ use crate::common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use common::{TestApp, demo_catalog_json};
 use image_service::domain::compute::{ComputeImageQuery, Family};
 use image_service::domain::container::ContainerImageQuery;
@@ -16,7 +17,7 @@ use image_service::proto::container_registry::image_service_client::ImageService
 use image_service::proto::container_registry::{self, GetImageRequest as RegistryGet};
 use image_service::proto::descriptor_pool;
 use image_service::store::{
-    ComputeImageRepository, ContainerImageRepository, ListError, Page, Repositories,
+    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, Repositories,
     RepositoryError,
 };
 use prost_reflect::DynamicMessage;
@@ -296,18 +297,18 @@ struct DownBackend {
 
 #[async_trait]
 impl ComputeImageRepository for DownBackend {
-    async fn get_compute_image(
+    async fn get_compute_image_encoded(
         &self,
         _id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+    ) -> Result<Option<Bytes>, RepositoryError> {
         Err(self.error.clone())
     }
 
-    async fn list_compute_images(
+    async fn list_compute_images_encoded(
         &self,
         _query: &ComputeImageQuery,
         _page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
+    ) -> Result<EncodedPage, ListError> {
         Err(self.error.clone().into())
     }
 
@@ -322,18 +323,18 @@ impl ComputeImageRepository for DownBackend {
 
 #[async_trait]
 impl ContainerImageRepository for DownBackend {
-    async fn get_container_image(
+    async fn get_container_image_encoded(
         &self,
         _id: &ImageId,
-    ) -> Result<Option<Arc<container_registry::Image>>, RepositoryError> {
+    ) -> Result<Option<Bytes>, RepositoryError> {
         Err(self.error.clone())
     }
 
-    async fn list_container_images(
+    async fn list_container_images_encoded(
         &self,
         _query: &ContainerImageQuery,
         _page: &PageRequest,
-    ) -> Result<Page<container_registry::Image>, ListError> {
+    ) -> Result<EncodedPage, ListError> {
         Err(self.error.clone().into())
     }
 

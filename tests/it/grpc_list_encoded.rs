@@ -8,22 +8,19 @@ use crate::list_support;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
+use image_service::domain::ImageId;
 use image_service::domain::compute::ListComputeImages;
-use image_service::domain::compute::{ComputeImageQuery, Family};
 use image_service::domain::container::ListContainerImages;
-use image_service::domain::page::PageRequest;
-use image_service::domain::{FolderId, ImageId};
 use image_service::error::ApiError;
 use image_service::grpc;
 use image_service::proto::{compute, container_registry};
 use image_service::service::{ComputeImages, ContainerImages};
 use image_service::store::catalog::Catalog;
 use image_service::store::{
-    ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, MemoryRepository,
-    Page, Repositories, RepositoryError, SwappableRepository,
+    ComputeImageRepository, ContainerImageRepository, MemoryRepository, Repositories,
+    SwappableRepository,
 };
 use image_service::transport::status::to_status;
 use list_support::{
@@ -112,8 +109,8 @@ fn refused(err: ApiError) -> Answer {
     Answer::Err(status.code(), status.message().to_owned())
 }
 
-/// The List as the generated server answered it, worked out the plain way:
-/// the store's decoded page, put into the generated response and encoded.
+/// The List as a generated server would answer it, worked out the plain way:
+/// the store's page decoded into the generated response, encoded by prost.
 async fn generated_compute(
     repository: &dyn ComputeImageRepository,
     request: compute::ListImagesRequest,
@@ -123,20 +120,20 @@ async fn generated_compute(
         Err(err) => return refused(err),
     };
     let page = match repository
-        .list_compute_images(&list.query, &list.page)
+        .list_compute_images_encoded(&list.query, &list.page)
         .await
     {
         Ok(page) => page,
         Err(err) => return refused(err.into()),
     };
-    let next_page_token = match page.items.last() {
-        Some(last) if page.more => list.next_page_token(&last.id).unwrap(),
-        _ => String::new(),
+    let next_page_token = match &page.continues_after {
+        Some(last) => list.next_page_token(last).unwrap(),
+        None => String::new(),
     };
     let images = page
         .items
         .iter()
-        .map(|image| compute::Image::clone(image))
+        .map(|bytes| compute::Image::decode(bytes.clone()).unwrap())
         .collect();
     Answer::Ok(
         compute::ListImagesResponse {
@@ -157,20 +154,20 @@ async fn generated_registry(
         Err(err) => return refused(err),
     };
     let page = match repository
-        .list_container_images(&list.query, &list.page)
+        .list_container_images_encoded(&list.query, &list.page)
         .await
     {
         Ok(page) => page,
         Err(err) => return refused(err.into()),
     };
-    let next_page_token = match page.items.last() {
-        Some(last) if page.more => list.next_page_token(&last.id).unwrap(),
-        _ => String::new(),
+    let next_page_token = match &page.continues_after {
+        Some(last) => list.next_page_token(last).unwrap(),
+        None => String::new(),
     };
     let images = page
         .items
         .iter()
-        .map(|image| container_registry::Image::clone(image))
+        .map(|bytes| container_registry::Image::decode(bytes.clone()).unwrap())
         .collect();
     Answer::Ok(
         container_registry::ListImagesResponse {
@@ -357,43 +354,6 @@ async fn registry_pages_are_the_bytes_of_the_generated_path() {
     }
 }
 
-/// A backend whose decoded List fails: answering it must not need that path.
-struct EncodedOnly<R>(R);
-
-#[async_trait]
-impl<R: ComputeImageRepository> ComputeImageRepository for EncodedOnly<R> {
-    async fn get_compute_image(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        self.0.get_compute_image(id).await
-    }
-
-    async fn list_compute_images(
-        &self,
-        _query: &ComputeImageQuery,
-        _page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
-        Err(RepositoryError::Internal("the decoding List was called".into()).into())
-    }
-
-    async fn latest_compute_image_by_family(
-        &self,
-        folder: &FolderId,
-        family: &Family,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
-        self.0.latest_compute_image_by_family(folder, family).await
-    }
-
-    async fn list_compute_images_encoded(
-        &self,
-        query: &ComputeImageQuery,
-        page: &PageRequest,
-    ) -> Result<EncodedPage, ListError> {
-        self.0.list_compute_images_encoded(query, page).await
-    }
-}
-
 #[tokio::test]
 async fn the_served_list_takes_the_encoded_path_through_wrappers() {
     let memory = || {
@@ -402,10 +362,9 @@ async fn the_served_list_takes_the_encoded_path_through_wrappers() {
             ..Catalog::default()
         })
     };
-    // Swapped in and out: the wrapper must pass the encoded List on, or its
-    // default would call the failing decoded List.
-    let swappable = SwappableRepository::new(EncodedOnly(memory()));
-    swappable.swap(EncodedOnly(memory()));
+    // Swapped in and out: the wrapper passes the List on to the catalog in force.
+    let swappable = SwappableRepository::new(memory());
+    swappable.swap(memory());
     let server = grpc::compute::server(
         Arc::new(ComputeImages::new(Arc::new(swappable))),
         MAX_REQUEST,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use common::{TestApp, test_settings};
 use image_service::domain::compute::{ComputeImageQuery, Family};
 use image_service::domain::page::PageRequest;
@@ -16,7 +17,7 @@ use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::proto::compute::{self, GetImageRequest};
 use image_service::store::catalog::Catalog;
 use image_service::store::{
-    ComputeImageRepository, ListError, MemoryRepository, Page, Repositories, RepositoryError,
+    ComputeImageRepository, EncodedPage, ListError, MemoryRepository, Repositories, RepositoryError,
 };
 use tokio::sync::Semaphore;
 use tonic::Code;
@@ -32,20 +33,20 @@ struct GatedBackend {
 
 #[async_trait]
 impl ComputeImageRepository for GatedBackend {
-    async fn get_compute_image(
+    async fn get_compute_image_encoded(
         &self,
         id: &ImageId,
-    ) -> Result<Option<Arc<compute::Image>>, RepositoryError> {
+    ) -> Result<Option<Bytes>, RepositoryError> {
         let _pass = self.gate.acquire().await;
-        self.inner.get_compute_image(id).await
+        self.inner.get_compute_image_encoded(id).await
     }
 
-    async fn list_compute_images(
+    async fn list_compute_images_encoded(
         &self,
         query: &ComputeImageQuery,
         page: &PageRequest,
-    ) -> Result<Page<compute::Image>, ListError> {
-        self.inner.list_compute_images(query, page).await
+    ) -> Result<EncodedPage, ListError> {
+        self.inner.list_compute_images_encoded(query, page).await
     }
 
     async fn latest_compute_image_by_family(

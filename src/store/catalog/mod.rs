@@ -119,37 +119,12 @@ impl Catalog {
             serde_json::from_str(text).map_err(|err| fail(None, format!("invalid JSON: {err}")))?;
         let pool = proto::descriptor_pool()
             .map_err(|err| fail(None, format!("built-in descriptors are broken: {err}")))?;
-        let descriptor = |name: &str| {
-            pool.get_message_by_name(name)
-                .ok_or_else(|| fail(None, format!("built-in descriptors lack {name}")))
-        };
-
-        let compute_images = parse_list::<compute::Image>(
-            COMPUTE_IMAGES,
-            &file.compute_images,
-            &descriptor("yandex.cloud.compute.v1.Image")?,
-            |image| &image.id,
-            validate_compute_image,
-        )
-        .map_err(|(entry, problem)| fail(Some(entry), problem))?;
-        let container_images = parse_list::<container_registry::Image>(
-            CONTAINER_IMAGES,
-            &file.container_registry_images,
-            &descriptor("yandex.cloud.containerregistry.v1.Image")?,
-            |image| &image.id,
-            |_| Ok(()),
-        )
-        .map_err(|(entry, problem)| fail(Some(entry), problem))?;
-        let container_registries = parse_list::<container_registry::Registry>(
-            CONTAINER_REGISTRIES,
-            &file.container_registries,
-            &descriptor("yandex.cloud.containerregistry.v1.Registry")?,
-            |registry| &registry.id,
-            validate_registry,
-        )
-        .map_err(|(entry, problem)| fail(Some(entry), problem))?
-        .iter()
-        .collect();
+        let compute_images = parse_entries::<compute::Image>(&file.compute_images, pool, &fail)?;
+        let container_images = parse_entries(&file.container_registry_images, pool, &fail)?;
+        let registries = parse_entries::<container_registry::Registry>;
+        let container_registries = registries(&file.container_registries, pool, &fail)?
+            .iter()
+            .collect();
 
         Ok(Self {
             compute_images,
@@ -216,6 +191,62 @@ impl Catalog {
             self.container_registries.len()
         )
     }
+}
+
+/// What the loader knows of one kind of entry: its list's name, its message
+/// type, its id and its own rules.
+trait Entry: Message + Default + DeserializeOwned {
+    const LIST: &'static str;
+    const MESSAGE: &'static str;
+    fn id(&self) -> &String;
+    fn validate(&self) -> Result<(), String>;
+}
+
+macro_rules! entry {
+    ($type:ty, $list:expr, $message:literal, $validate:expr) => {
+        impl Entry for $type {
+            const LIST: &'static str = $list;
+            const MESSAGE: &'static str = $message;
+            fn id(&self) -> &String {
+                &self.id
+            }
+            fn validate(&self) -> Result<(), String> {
+                $validate(self)
+            }
+        }
+    };
+}
+
+entry!(
+    compute::Image,
+    COMPUTE_IMAGES,
+    "yandex.cloud.compute.v1.Image",
+    validate_compute_image
+);
+entry!(
+    container_registry::Image,
+    CONTAINER_IMAGES,
+    "yandex.cloud.containerregistry.v1.Image",
+    |_| Ok(())
+);
+entry!(
+    container_registry::Registry,
+    CONTAINER_REGISTRIES,
+    "yandex.cloud.containerregistry.v1.Registry",
+    validate_registry
+);
+
+/// One list of the file, parsed and checked, or the error naming the entry.
+fn parse_entries<T: Entry>(
+    raw_entries: &[&RawValue],
+    pool: &DescriptorPool,
+    fail: &impl Fn(Option<EntryRef>, String) -> CatalogError,
+) -> Result<ImageList<T>, CatalogError> {
+    let descriptor = pool
+        .get_message_by_name(T::MESSAGE)
+        .ok_or_else(|| fail(None, format!("built-in descriptors lack {}", T::MESSAGE)))?;
+    parse_list::<T>(T::LIST, raw_entries, &descriptor, T::id, T::validate)
+        .map_err(|(entry, problem)| fail(Some(entry), problem))
 }
 
 /// Entries one loader thread takes at a time: big enough that handing out work

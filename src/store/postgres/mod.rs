@@ -31,8 +31,7 @@ pub use migrations::{MIGRATIONS, check_schema, migrate};
 pub use pool::{Database, DatabaseError, ErrorKind, PoolSettings, PoolState};
 
 use super::{
-    Api, Compute, Container, EncodedPage, ListError, Page, RepositoryError, encode_image,
-    split_extra,
+    Api, Compute, Container, EncodedPage, ListError, RepositoryError, encode_image, split_extra,
 };
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
@@ -53,22 +52,9 @@ impl PostgresRepository {
     }
 }
 
-/// Decodes `body` (column 0) of each row.
-fn decode_rows<T: Message + Default>(rows: &[Row]) -> Result<Vec<Arc<T>>, RepositoryError> {
-    rows.iter()
-        .map(|row| decode_row(row).map(Arc::new))
-        .collect()
-}
-
 fn decode_row<T: Message + Default>(row: &Row) -> Result<T, RepositoryError> {
     T::decode(body_of(row)?)
         .map_err(|err| RepositoryError::Internal(format!("stored image is corrupt: {err}")))
-}
-
-/// A page from `size + 1` rows at most: one more than asked tells whether more follow.
-fn page_from<T: Message + Default>(rows: &[Row], size: usize) -> Result<Page<T>, RepositoryError> {
-    let (items, more) = split_extra(decode_rows(rows)?, size);
-    Ok(Page { items, more })
 }
 
 /// `body` (column 0) of a row, as stored.
@@ -173,15 +159,6 @@ impl PostgresRepository {
     ) -> Result<Option<Bytes>, RepositoryError> {
         // Decoded first, as the traits' default does: a corrupt body is an error.
         Ok(encode_image(self.get_image::<A>(id).await?))
-    }
-
-    async fn list_images<A: Stored>(
-        &self,
-        query: &A::Query,
-        page: &PageRequest,
-    ) -> Result<Page<A::Image>, ListError> {
-        let rows = self.list_rows::<A>(query, page).await?;
-        Ok(page_from(&rows, page.size.get())?)
     }
 
     async fn list_images_encoded<A: Stored>(
