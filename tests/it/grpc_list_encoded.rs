@@ -1,7 +1,7 @@
-//! List answered from the stored encodings (`grpc::EncodedList`): for many
-//! requests of both APIs, the bytes the served route sends are the bytes the
-//! generated path (the `ImageService::list` trait method: decode the page,
-//! prost encodes the response) makes for the same request; and the in-memory
+//! List answered from the stored encodings (`service::ImagePage` on the
+//! gRPC face): for many requests of both APIs, the bytes the served route
+//! sends are the bytes a generated server would make for the same request
+//! (the page decoded, prost encoding the response); and the in-memory
 //! backend's encoded pages are slices of its storage through every wrapper.
 
 use crate::list_support;
@@ -11,16 +11,14 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use image_service::domain::ImageId;
-use image_service::domain::compute::ListComputeImages;
-use image_service::domain::container::ListContainerImages;
 use image_service::error::ApiError;
 use image_service::grpc;
 use image_service::proto::{compute, container_registry};
-use image_service::service::{ComputeImages, ContainerImages};
+use image_service::service::{ComputeImages, ContainerImages, ImageApi};
 use image_service::store::catalog::Catalog;
 use image_service::store::{
-    ComputeImageRepository, ContainerImageRepository, MemoryRepository, Repositories,
-    SwappableRepository,
+    Compute, ComputeImageRepository, Container, ContainerImageRepository, MemoryRepository,
+    Repositories, SwappableRepository,
 };
 use image_service::transport::status::to_status;
 use list_support::{
@@ -110,19 +108,18 @@ fn refused(err: ApiError) -> Answer {
 }
 
 /// The List as a generated server would answer it, worked out the plain way:
-/// the store's page decoded into the generated response, encoded by prost.
-async fn generated_compute(
-    repository: &dyn ComputeImageRepository,
-    request: compute::ListImagesRequest,
+/// the store's page decoded into the API's images `I`, put into its generated
+/// `ListImagesResponse` by `response` and encoded by prost.
+async fn generated<A: ImageApi, I: Message + Default>(
+    store: &A::Store,
+    request: A::ListRequest,
+    response: fn(Vec<I>, String) -> Vec<u8>,
 ) -> Answer {
-    let list = match ListComputeImages::parse(request) {
+    let list = match A::parse_list(request) {
         Ok(list) => list,
         Err(err) => return refused(err),
     };
-    let page = match repository
-        .list_compute_images_encoded(&list.query, &list.page)
-        .await
-    {
+    let page = match A::list_encoded(store, &list).await {
         Ok(page) => page,
         Err(err) => return refused(err.into()),
     };
@@ -133,49 +130,9 @@ async fn generated_compute(
     let images = page
         .items
         .iter()
-        .map(|bytes| compute::Image::decode(bytes.clone()).unwrap())
+        .map(|bytes| I::decode(bytes.clone()).unwrap())
         .collect();
-    Answer::Ok(
-        compute::ListImagesResponse {
-            images,
-            next_page_token,
-        }
-        .encode_to_vec(),
-    )
-}
-
-/// [`generated_compute`] for the registry.
-async fn generated_registry(
-    repository: &dyn ContainerImageRepository,
-    request: container_registry::ListImagesRequest,
-) -> Answer {
-    let list = match ListContainerImages::parse(request) {
-        Ok(list) => list,
-        Err(err) => return refused(err),
-    };
-    let page = match repository
-        .list_container_images_encoded(&list.query, &list.page)
-        .await
-    {
-        Ok(page) => page,
-        Err(err) => return refused(err.into()),
-    };
-    let next_page_token = match &page.continues_after {
-        Some(last) => list.next_page_token(last).unwrap(),
-        None => String::new(),
-    };
-    let images = page
-        .items
-        .iter()
-        .map(|bytes| container_registry::Image::decode(bytes.clone()).unwrap())
-        .collect();
-    Answer::Ok(
-        container_registry::ListImagesResponse {
-            images,
-            next_page_token,
-        }
-        .encode_to_vec(),
-    )
+    Answer::Ok(response(images, next_page_token))
 }
 
 fn compute_request(filter: &str, order_by: &str, page_size: i64) -> compute::ListImagesRequest {
@@ -208,7 +165,15 @@ async fn compare_compute(
         MAX_REQUEST,
     );
     for page in 1..=pages {
-        let expected = generated_compute(repository.as_ref(), request.clone()).await;
+        let expected =
+            generated::<Compute, _>(repository.as_ref(), request.clone(), |images, token| {
+                compute::ListImagesResponse {
+                    images,
+                    next_page_token: token,
+                }
+                .encode_to_vec()
+            })
+            .await;
         let answer = served(new.clone(), COMPUTE_LIST, &request).await;
         assert_eq!(answer, expected, "{request:?}");
         let Answer::Ok(bytes) = answer else {
@@ -240,7 +205,15 @@ async fn compare_registry(
         MAX_REQUEST,
     );
     for page in 1..=pages {
-        let expected = generated_registry(repository.as_ref(), request.clone()).await;
+        let expected =
+            generated::<Container, _>(repository.as_ref(), request.clone(), |images, token| {
+                container_registry::ListImagesResponse {
+                    images,
+                    next_page_token: token,
+                }
+                .encode_to_vec()
+            })
+            .await;
         let answer = served(new.clone(), REGISTRY_LIST, &request).await;
         assert_eq!(answer, expected, "{request:?}");
         let Answer::Ok(bytes) = answer else {

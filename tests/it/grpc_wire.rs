@@ -36,12 +36,12 @@ impl Body for Stalled {
     }
 }
 
-/// One gRPC call over a new HTTP/2 connection: the response's headers, and its
+/// One gRPC call (with `headers` added) over a new HTTP/2 connection: the response's headers, and its
 /// trailers once the body has ended.
 async fn call<B>(
     app: &TestApp,
     path: &str,
-    timeout: Option<&str>,
+    headers: &[(&str, &str)],
     body: B,
 ) -> (Response<()>, Option<HeaderMap>)
 where
@@ -57,8 +57,8 @@ where
     let mut request = Request::post(format!("http://{}{path}", app.grpc_addr))
         .header("content-type", "application/grpc")
         .header("te", "trailers");
-    if let Some(timeout) = timeout {
-        request = request.header("grpc-timeout", timeout);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let response: Response<Incoming> = sender
         .send_request(request.body(body).unwrap())
@@ -104,7 +104,7 @@ async fn failed_calls_send_their_headers_before_the_status_on_both_apis() {
         (REGISTRY_GET, registry, "5"),
         (COMPUTE_GET, invalid, "3"),
     ] {
-        let (response, trailers) = call(&app, path, None, body).await;
+        let (response, trailers) = call(&app, path, &[], body).await;
         let headers = response.headers();
         // Not trailers-only: the status comes after the headers.
         assert_eq!(header(headers, "grpc-status"), None, "{path}: {headers:?}");
@@ -138,25 +138,11 @@ async fn failed_calls_send_their_headers_before_the_status_on_both_apis() {
 #[tokio::test]
 async fn the_trace_id_of_a_failed_call_is_the_callers() {
     let app = TestApp::demo().await;
-    let stream = tokio::net::TcpStream::connect(app.grpc_addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
     let body = framed(&image_service::proto::compute::GetImageRequest {
         image_id: "fd8doesnotexist000000".into(),
     });
-    let request = Request::post(format!("http://{}{COMPUTE_GET}", app.grpc_addr))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .body(body)
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (response, _) = call(&app, COMPUTE_GET, &[("traceparent", traceparent)], body).await;
     assert_eq!(
         header(response.headers(), "x-server-trace-id"),
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
@@ -170,7 +156,7 @@ async fn successful_calls_are_unchanged() {
     let body = framed(&image_service::proto::compute::GetImageRequest {
         image_id: "fd824k6uqk9cvi1ise4i".into(),
     });
-    let (response, trailers) = call(&app, COMPUTE_GET, None, body).await;
+    let (response, trailers) = call(&app, COMPUTE_GET, &[], body).await;
     assert!(response.headers().contains_key("x-request-id"));
     assert!(!response.headers().contains_key("x-server-trace-id"));
     let trailers = trailers.expect("trailers");
@@ -183,7 +169,7 @@ async fn a_call_whose_deadline_passes_answers_deadline_exceeded() {
     let app = TestApp::demo().await;
     // Headers with a deadline and no message: nothing can answer but the deadline.
     let started = Instant::now();
-    let (response, trailers) = call(&app, COMPUTE_GET, Some("300m"), Stalled).await;
+    let (response, trailers) = call(&app, COMPUTE_GET, &[("grpc-timeout", "300m")], Stalled).await;
     let took = started.elapsed();
     let trailers = trailers.expect("trailers");
     assert_eq!(
