@@ -140,8 +140,8 @@ pub struct ServeArgs {
 
     /// Largest request accepted: a gRPC request message (RESOURCE_EXHAUSTED
     /// beyond) and a REST request body (413 beyond). Bytes, or with KiB / MiB.
-    #[arg(long, env = "IMAGE_SERVICE_MAX_REQUEST_SIZE", default_value_t = ByteSize::b(defaults().max_request_size as u64), value_parser = parse_size)]
-    pub max_request_size: ByteSize,
+    #[arg(long, env = "IMAGE_SERVICE_MAX_REQUEST_SIZE", default_value_t = Size::bytes(defaults().max_request_size), value_parser = parse_size)]
+    pub max_request_size: Size,
 
     /// Close a connection (either listener) on which no call has run for this
     /// long; 0s keeps idle connections open.
@@ -255,7 +255,8 @@ impl ServeArgs {
             max_in_flight: self.max_in_flight,
             grpc_max_streams: self.grpc_max_streams,
             // parse_size has checked that it fits.
-            max_request_size: usize::try_from(self.max_request_size.as_u64()).unwrap_or(usize::MAX),
+            max_request_size: usize::try_from(self.max_request_size.0.as_u64())
+                .unwrap_or(usize::MAX),
             idle_timeout: self.idle_timeout.into(),
             http2_keepalive: self.http2_keepalive.into(),
             tls: self.tls.files(),
@@ -278,8 +279,31 @@ impl TlsArgs {
     }
 }
 
+/// A size of a flag: parsed by bytesize, shown as the flags are written
+/// (`1MiB`, `512KiB`, or bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub ByteSize);
+
+impl Size {
+    fn bytes(bytes: usize) -> Self {
+        Self(ByteSize::b(bytes as u64))
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0.as_u64();
+        match bytes {
+            0 => write!(f, "0"),
+            b if b % (1 << 20) == 0 => write!(f, "{}MiB", b >> 20),
+            b if b % (1 << 10) == 0 => write!(f, "{}KiB", b >> 10),
+            b => write!(f, "{b}"),
+        }
+    }
+}
+
 /// A size such as `4MiB`, `512KiB`, `1 MB` or a bare number of bytes (bytesize), at least 1 byte.
-pub fn parse_size(text: &str) -> Result<ByteSize, String> {
+pub fn parse_size(text: &str) -> Result<Size, String> {
     let size: ByteSize = text
         .trim()
         .parse()
@@ -290,7 +314,7 @@ pub fn parse_size(text: &str) -> Result<ByteSize, String> {
     if usize::try_from(size.as_u64()).is_err() {
         return Err(format!("{text:?} is too large"));
     }
-    Ok(size)
+    Ok(Size(size))
 }
 
 /// A duration such as `20s`, `500ms`, `2m`, `1h 30m` (humantime) or a bare number of seconds.
@@ -404,9 +428,16 @@ mod tests {
 
     #[test]
     fn sizes_parse_with_units() {
-        assert_eq!(parse_size("4MiB"), Ok(ByteSize::mib(4)));
-        assert_eq!(parse_size("512KiB"), Ok(ByteSize::kib(512)));
-        assert_eq!(parse_size("100"), Ok(ByteSize::b(100)));
+        assert_eq!(parse_size("4MiB"), Ok(Size(ByteSize::mib(4))));
+        assert_eq!(parse_size("512KiB"), Ok(Size(ByteSize::kib(512))));
+        assert_eq!(parse_size("100"), Ok(Size(ByteSize::b(100))));
+        assert_eq!(parse_size("1 MB"), Ok(Size(ByteSize::mb(1))));
+        for shown in ["1MiB", "512KiB", "1000000"] {
+            assert_eq!(
+                parse_size(shown).map(|s| s.to_string()).as_deref(),
+                Ok(shown)
+            );
+        }
         assert!(parse_size("0").is_err());
         assert!(parse_size("4 parsecs").is_err());
         assert!(parse_size("big").is_err());
