@@ -52,6 +52,7 @@ pub mod filter;
 pub mod order;
 pub mod page;
 pub mod rules;
+pub mod write;
 
 use crate::error::ApiError;
 

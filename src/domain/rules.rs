@@ -2,7 +2,7 @@
 //! field of an image, and the limits on its labels. The catalog loader checks
 //! entries with them; Create and Update will check requests with them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -46,7 +46,7 @@ const RULES: [TextRule; 5] = [
 ];
 
 /// Each rule's pattern compiled once, anchored, by pattern text.
-static PATTERNS: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
+static PATTERNS: LazyLock<BTreeMap<&'static str, Regex>> = LazyLock::new(|| {
     RULES
         .iter()
         .filter_map(|rule| rule.pattern)
@@ -60,7 +60,7 @@ static PATTERNS: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
 });
 
 impl TextRule {
-    const fn new(field: &'static str, max_chars: usize, pattern: Option<&'static str>) -> Self {
+    pub const fn new(field: &'static str, max_chars: usize, pattern: Option<&'static str>) -> Self {
         Self {
             field,
             max_chars,
@@ -95,7 +95,7 @@ impl TextRule {
 }
 
 /// An image's labels: at most [`MAX_LABELS`], each key and value by its rule.
-pub fn check_labels(labels: &HashMap<String, String>) -> Result<(), ApiError> {
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if labels.len() > MAX_LABELS {
         return Err(ApiError::invalid_argument(
             "labels",
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn labels_are_checked_by_count_key_and_value() {
-        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -170,7 +170,7 @@ mod tests {
             let err = check_labels(&labels(&[bad])).unwrap_err();
             assert!(err.to_string().starts_with("labels: "), "{err}");
         }
-        let many: HashMap<String, String> =
+        let many: BTreeMap<String, String> =
             (0..65).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(check_labels(&many).is_err());
         let long_key = "k".repeat(64);
