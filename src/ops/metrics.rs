@@ -100,6 +100,9 @@ pub struct Metrics {
     seconds: HistogramFamily,
     /// Looked up twice per call: foldhash, not SipHash (keys are our own paths).
     known: HashMap<String, MethodSeries, foldhash::fast::RandomState>,
+    /// The `grpc_type` of the streaming methods of the other services we
+    /// serve (health's Watch, reflection), by path; any other path is unary.
+    streaming: HashMap<String, &'static str, foldhash::fast::RandomState>,
     in_flight_gauge: Gauge,
     in_flight: Arc<InFlight>,
     catalog_images: Family<ApiLabels, Gauge>,
@@ -166,6 +169,7 @@ impl Metrics {
             handled,
             seconds,
             known: HashMap::default(),
+            streaming: streaming_methods(),
             in_flight_gauge,
             in_flight,
             catalog_images,
@@ -176,23 +180,23 @@ impl Metrics {
         for service in services.iter().filter_map(|s| pool.get_service_by_name(s)) {
             for method in service.methods() {
                 let path = format!("/{}/{}", service.full_name(), method.name());
-                let series = metrics.series(service.full_name(), method.name());
+                let series = metrics.series(service.full_name(), method.name(), grpc_type(&method));
                 metrics.known.insert(path, series);
             }
         }
         metrics
     }
 
-    fn series(&self, service: &str, method: &str) -> MethodSeries {
+    fn series(&self, service: &str, method: &str, grpc_type: &'static str) -> MethodSeries {
         let labels = MethodLabels {
-            grpc_type: "unary",
+            grpc_type,
             grpc_service: service.to_owned(),
             grpc_method: method.to_owned(),
         };
         let handled = std::array::from_fn(|code| {
             self.handled
                 .get_or_create(&HandledLabels {
-                    grpc_type: "unary",
+                    grpc_type,
                     grpc_service: service.to_owned(),
                     grpc_method: method.to_owned(),
                     grpc_code: CODE_NAMES[code],
@@ -206,6 +210,13 @@ impl Metrics {
         }
     }
 
+    /// The series of a path outside our own services (health, reflection, unknown).
+    fn other(&self, path: &str) -> MethodSeries {
+        let (service, method) = split_path(path);
+        let grpc_type = self.streaming.get(path).copied().unwrap_or("unary");
+        self.series(service, method, grpc_type)
+    }
+
     /// A call to the gRPC `path` (`/package.Service/Method`) began.
     pub fn call_started(&self, path: &str) {
         match self.known.get(path) {
@@ -213,8 +224,7 @@ impl Metrics {
                 series.started.inc();
             }
             None => {
-                let (service, method) = split_path(path);
-                self.series(service, method).started.inc();
+                self.other(path).started.inc();
             }
         }
     }
@@ -228,10 +238,7 @@ impl Metrics {
         };
         match self.known.get(path) {
             Some(series) => observe(series),
-            None => {
-                let (service, method) = split_path(path);
-                observe(&self.series(service, method));
-            }
+            None => observe(&self.other(path)),
         }
     }
 
@@ -344,6 +351,42 @@ impl Collector for DatabaseCollector {
     }
 }
 
+/// A method's `grpc_type`, as go-grpc-prometheus names the four kinds.
+fn grpc_type(method: &prost_reflect::MethodDescriptor) -> &'static str {
+    match (method.is_client_streaming(), method.is_server_streaming()) {
+        (false, false) => "unary",
+        (true, false) => "client_stream",
+        (false, true) => "server_stream",
+        (true, true) => "bidi_stream",
+    }
+}
+
+/// The streaming methods of health and both reflection versions, by path,
+/// read from the descriptor sets the server registers for reflection.
+fn streaming_methods() -> HashMap<String, &'static str, foldhash::fast::RandomState> {
+    let sets = [
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut streaming = HashMap::default();
+    for pool in sets
+        .iter()
+        .filter_map(|set| DescriptorPool::decode(*set).ok())
+    {
+        for service in pool.services() {
+            for method in service.methods() {
+                let kind = grpc_type(&method);
+                if kind != "unary" {
+                    let path = format!("/{}/{}", service.full_name(), method.name());
+                    streaming.insert(path, kind);
+                }
+            }
+        }
+    }
+    streaming
+}
+
 /// `/package.Service/Method` as (service, method); anything else as ("unknown", path).
 fn split_path(path: &str) -> (&str, &str) {
     path.strip_prefix('/')
@@ -375,6 +418,32 @@ mod tests {
                 other => other.to_owned(),
             };
             assert_eq!(*name, go_name, "code {number}");
+        }
+    }
+
+    #[test]
+    fn streaming_methods_are_typed_as_go_grpc_prometheus_types_them() {
+        let pool = crate::proto::descriptor_pool().unwrap();
+        let metrics = Metrics::new(pool, &[], InFlight::new(4));
+        for (path, kind) in [
+            ("/grpc.health.v1.Health/Watch", "server_stream"),
+            ("/grpc.health.v1.Health/Check", "unary"),
+            (
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "bidi_stream",
+            ),
+            (
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                "bidi_stream",
+            ),
+        ] {
+            metrics.call_started(path);
+            let (service, method) = split_path(path);
+            let line = format!(
+                r#"grpc_server_started_total{{grpc_type="{kind}",grpc_service="{service}",grpc_method="{method}"}} 1"#
+            );
+            let text = metrics.render();
+            assert!(text.contains(&line), "{line}\n{text}");
         }
     }
 
