@@ -21,6 +21,14 @@ pub use pbjson_types::Timestamp;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));
 
+/// The descriptors of the standard services served beside ours (health, both
+/// reflection versions): reflection lists them, metrics read their kinds.
+pub const STANDARD_DESCRIPTOR_SETS: [&[u8]; 3] = [
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
 /// Full names of the gRPC services this server implements.
 pub const COMPUTE_IMAGE_SERVICE: &str = "yandex.cloud.compute.v1.ImageService";
 pub const CONTAINER_REGISTRY_IMAGE_SERVICE: &str = "yandex.cloud.containerregistry.v1.ImageService";

@@ -361,16 +361,10 @@ fn grpc_type(method: &prost_reflect::MethodDescriptor) -> &'static str {
     }
 }
 
-/// The streaming methods of health and both reflection versions, by path,
-/// read from the descriptor sets the server registers for reflection.
+/// The streaming methods of health and both reflection versions, by path.
 fn streaming_methods() -> HashMap<String, &'static str, foldhash::fast::RandomState> {
-    let sets = [
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ];
     let mut streaming = HashMap::default();
-    for pool in sets
+    for pool in crate::proto::STANDARD_DESCRIPTOR_SETS
         .iter()
         .filter_map(|set| DescriptorPool::decode(*set).ok())
     {

@@ -77,32 +77,25 @@ type DirectCall = Arc<
 >;
 
 impl DirectGet {
-    /// The Get of `service`.
+    /// The Get of `service`, taking that API's encoded `GetImageRequest`.
     pub fn of<A>(service: Arc<Images<A>>) -> Self
     where
         A: ImageApi,
         A::GetRequest: Message + Default + 'static,
     {
-        Self::new(move |caller: Option<Arc<Caller>>, request| {
-            let service = service.clone();
-            async move { service.get(caller.as_deref(), request).await }
-        })
-    }
-
-    /// `get` answers a decoded request of type `Req` (that API's `GetImageRequest`).
-    pub fn new<Req, F, Fut>(get: F) -> Self
-    where
-        Req: Message + Default + 'static,
-        F: Fn(Option<Arc<Caller>>, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Bytes, ApiError>> + Send + 'static,
-    {
-        let call: DirectCall = Arc::new(move |caller, payload| match Req::decode(payload) {
-            Ok(request) => Box::pin(get(caller, request)),
-            Err(err) => Box::pin(std::future::ready(Err(ApiError::invalid_argument(
-                "body",
-                format!("not a GetImageRequest: {err}"),
-            )))),
-        });
+        let call: DirectCall =
+            Arc::new(
+                move |caller, payload| match A::GetRequest::decode(payload) {
+                    Ok(request) => {
+                        let service = service.clone();
+                        Box::pin(async move { service.get(caller.as_deref(), request).await })
+                    }
+                    Err(err) => Box::pin(std::future::ready(Err(ApiError::invalid_argument(
+                        "body",
+                        format!("not a GetImageRequest: {err}"),
+                    )))),
+                },
+            );
         Self { call }
     }
 }

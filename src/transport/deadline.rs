@@ -80,26 +80,24 @@ fn timeout_of<B>(request: &Request<B>) -> Option<Duration> {
 /// What a face answers by itself once a call's deadline has passed.
 pub trait DeadlineAnswer: Sized {
     /// The answer, or None to let the call run on (the backend's own
-    /// deadline error will end it).
-    fn deadline_exceeded(expired: Expired) -> Option<Self>;
+    /// deadline error will end it): then no timer is set at all.
+    const ANSWER: Option<fn(Expired) -> Self>;
 }
 
 /// gRPC: DEADLINE_EXCEEDED, ahead of tonic's CANCELLED.
 impl DeadlineAnswer for Response<tonic::body::Body> {
-    fn deadline_exceeded(expired: Expired) -> Option<Self> {
+    const ANSWER: Option<fn(Expired) -> Self> = Some(|expired| {
         let timeout = expired.timeout;
         let err = ApiError::DeadlineExceeded(format!(
             "the call's deadline (grpc-timeout {timeout:?}) passed before it was answered"
         ));
-        Some(to_status(err, expired.request_id.as_ref()).into_http())
-    }
+        to_status(err, expired.request_id.as_ref()).into_http()
+    });
 }
 
 /// REST: its in-process calls have no timer of tonic's; the backend ends them.
 impl DeadlineAnswer for Response<http_body_util::Full<bytes::Bytes>> {
-    fn deadline_exceeded(_: Expired) -> Option<Self> {
-        None
-    }
+    const ANSWER: Option<fn(Expired) -> Self> = None;
 }
 
 /// Runs each call with its `grpc-timeout` deadline visible to [`remaining`],
@@ -128,17 +126,21 @@ where
             };
         };
         let now = Instant::now();
-        let expired = Expired {
+        // A timer only for a face that answers a passed deadline itself.
+        let answers = S::Response::ANSWER.is_some();
+        let expired = answers.then(|| Expired {
             timeout,
             request_id: request_id_of(request.extensions()).cloned(),
-        };
+        });
+        let expiry =
+            answers.then(|| tokio::time::sleep_until(now + timeout.saturating_sub(ANSWER_MARGIN)));
         WithDeadline::Scoped {
             future: CALL_DEADLINE.scope(
                 now + timeout.saturating_sub(MARGIN),
                 self.inner.call(request),
             ),
-            expiry: tokio::time::sleep_until(now + timeout.saturating_sub(ANSWER_MARGIN)),
-            expired: Some(expired),
+            expiry,
+            expired,
         }
     }
 }
@@ -156,7 +158,9 @@ pin_project! {
     pub enum WithDeadline<F: Future> {
         Scoped {
             #[pin] future: TaskLocalFuture<Instant, F>,
-            #[pin] expiry: Sleep,
+            // Both set when the face answers a passed deadline itself;
+            // `expired` is taken when the answer is made.
+            #[pin] expiry: Option<Sleep>,
             expired: Option<Expired>,
         },
         Plain { #[pin] future: F },
@@ -180,13 +184,13 @@ where
                 if let Poll::Ready(answer) = future.poll(cx) {
                     return Poll::Ready(answer);
                 }
-                if expired.is_none() {
-                    // Passed, and this face lets the call run on.
+                // No timer (this face lets the call run on), or answered already.
+                let (Some(expiry), Some(answer)) = (expiry.as_pin_mut(), R::ANSWER) else {
                     return Poll::Pending;
-                }
+                };
                 std::task::ready!(expiry.poll(cx));
-                match expired.take().and_then(R::deadline_exceeded) {
-                    Some(answer) => Poll::Ready(Ok(answer)),
+                match expired.take() {
+                    Some(expired) => Poll::Ready(Ok(answer(expired))),
                     None => Poll::Pending,
                 }
             }
