@@ -9,7 +9,7 @@
 macro_rules! impl_repositories {
     ($backend:ty) => {
         impl_repositories!(@api $backend, ComputeImageRepository, Compute,
-            $crate::proto::compute::Image, $crate::domain::compute::ComputeImageQuery,
+            $crate::domain::compute::ComputeImageQuery,
             get_compute_image_encoded, list_compute_images_encoded,
             async fn latest_compute_image_by_family(
                 &self,
@@ -23,7 +23,6 @@ macro_rules! impl_repositories {
             }
         );
         impl_repositories!(@api $backend, ContainerImageRepository, Container,
-            $crate::proto::container_registry::Image,
             $crate::domain::container::ContainerImageQuery,
             get_container_image_encoded, list_container_images_encoded,
             async fn registry_folder(
@@ -34,7 +33,7 @@ macro_rules! impl_repositories {
             }
         );
     };
-    (@api $backend:ty, $trait:ident, $api:ident, $image:ty, $query:ty,
+    (@api $backend:ty, $trait:ident, $api:ident, $query:ty,
         $get_encoded:ident, $list_encoded:ident, $($own:tt)*) => {
         #[async_trait::async_trait]
         impl $crate::store::$trait for $backend {
@@ -126,26 +125,12 @@ pub enum ListError {
     Backend(#[from] RepositoryError),
 }
 
-/// One page of a List.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    /// At most the page size, in the query's order.
-    pub items: Vec<Arc<T>>,
-    /// Whether more images follow the last one.
-    pub more: bool,
-}
-
 /// A query fetches one item more than the page size to tell whether another
 /// page follows: the page without it, and whether it was there.
 pub(crate) fn split_extra<T>(mut items: Vec<T>, size: usize) -> (Vec<T>, bool) {
     let more = items.len() > size;
     items.truncate(size);
     (items, more)
-}
-
-/// An image as its protobuf encoding, for a backend that keeps images decoded.
-pub(crate) fn encode_image<T: Message>(image: Option<Arc<T>>) -> Option<Bytes> {
-    image.map(|image| Bytes::from(image.encode_to_vec()))
 }
 
 /// One page of a List with each image as its protobuf encoding, for a face
@@ -158,35 +143,6 @@ pub struct EncodedPage {
     /// The id of the page's last image when more images follow it (the next
     /// page continues after it); `None` on the last page.
     pub continues_after: Option<String>,
-}
-
-impl EncodedPage {
-    /// A decoded page, encoded: what a backend that doesn't store images
-    /// encoded answers.
-    pub fn encode<T: Message>(page: Page<T>, id_of: impl Fn(&T) -> &str) -> Self {
-        let continues_after = match page.items.last() {
-            Some(last) if page.more => Some(id_of(last).to_owned()),
-            _ => None,
-        };
-        let items = page
-            .items
-            .iter()
-            .map(|image| Bytes::from(image.encode_to_vec()))
-            .collect();
-        Self {
-            items,
-            continues_after,
-        }
-    }
-}
-
-impl<T> Default for Page<T> {
-    fn default() -> Self {
-        Self {
-            items: Vec::new(),
-            more: false,
-        }
-    }
 }
 
 /// The compute images of a backend. Images are answered as their protobuf

@@ -30,9 +30,7 @@ pub use catalog_io::{ImportMode, export_catalog, import_catalog};
 pub use migrations::{MIGRATIONS, check_schema, migrate};
 pub use pool::{Database, DatabaseError, ErrorKind, PoolSettings, PoolState};
 
-use super::{
-    Api, Compute, Container, EncodedPage, ListError, RepositoryError, encode_image, split_extra,
-};
+use super::{Api, Compute, Container, EncodedPage, ListError, RepositoryError, split_extra};
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
 use crate::domain::page::PageRequest;
@@ -145,20 +143,15 @@ impl Stored for Container {
 impl_repositories!(PostgresRepository);
 
 impl PostgresRepository {
-    async fn get_image<A: Stored>(
-        &self,
-        id: &ImageId,
-    ) -> Result<Option<Arc<A::Image>>, RepositoryError> {
-        let row = self.database.query_opt(A::GET, &[&id.as_str()]).await?;
-        row.map(|row| decode_row(&row).map(Arc::new)).transpose()
-    }
-
     async fn get_image_encoded<A: Stored>(
         &self,
         id: &ImageId,
     ) -> Result<Option<Bytes>, RepositoryError> {
-        // Decoded first, as the traits' default does: a corrupt body is an error.
-        Ok(encode_image(self.get_image::<A>(id).await?))
+        // Decoded first, so that a corrupt body is an error rather than bytes
+        // sent on; re-encoded, so that what is sent is what was decoded.
+        let row = self.database.query_opt(A::GET, &[&id.as_str()]).await?;
+        row.map(|row| decode_row::<A::Image>(&row).map(|image| Bytes::from(image.encode_to_vec())))
+            .transpose()
     }
 
     async fn list_images_encoded<A: Stored>(
