@@ -13,9 +13,9 @@ use crate::proto::compute::{CreateImageRequest, UpdateImageRequest};
 /// `min_disk_size`: 4 MiB to 4 TiB; 0 means unset.
 pub const MIN_DISK_SIZE: std::ops::RangeInclusive<i64> = 4 << 20..=4 << 40;
 
-/// Each of `product_ids`, and the ids a Create can start from.
+/// Each of `product_ids`, and the disk and snapshot a Create can start from
+/// (an image source is an `ImageId`, which keeps the same rule).
 const PRODUCT_ID: TextRule = TextRule::new("product_ids", 50, None);
-const SOURCE_IMAGE_ID: TextRule = TextRule::new("image_id", 50, None);
 const SOURCE_DISK_ID: TextRule = TextRule::new("disk_id", 50, None);
 const SOURCE_SNAPSHOT_ID: TextRule = TextRule::new("snapshot_id", 50, None);
 
@@ -77,9 +77,6 @@ impl NewImage {
                 ));
             }
         };
-        if let ImageSource::Image(id) = &source {
-            SOURCE_IMAGE_ID.check(id.as_str())?;
-        }
         Ok(Self {
             folder_id,
             request,
