@@ -21,8 +21,12 @@ const ENTRY_FILES: &[&str] = &[
     "yandex/cloud/containerregistry/v1/image_service.proto",
     "yandex/cloud/containerregistry/v1/registry.proto",
     "yandex/cloud/endpoint/api_endpoint_service.proto",
+    "yandex/cloud/operation/operation_service.proto",
     "yandex/cloud/validation.proto",
     "google/rpc/error_details.proto",
+    // The response of the Delete operations, named by the operation option
+    // only: listed so that the REST face can write it as JSON.
+    "google/protobuf/empty.proto",
 ];
 
 /// The catalog file's messages and every type they contain: these get serde

@@ -31,6 +31,13 @@ pub enum ApiError {
     /// The caller is known but may not read that folder.
     #[error("{0}")]
     PermissionDenied(String),
+    /// A write would make a second image of the same name in a folder.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The resource is not in a state the call can act on (an image still
+    /// being created or deleted).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The caller's deadline (`grpc-timeout`) passed before the answer was ready.
     #[error("{0}")]
     DeadlineExceeded(String),

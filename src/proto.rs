@@ -12,6 +12,7 @@ include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 pub use yandex::cloud::compute::v1 as compute;
 pub use yandex::cloud::containerregistry::v1 as container_registry;
 pub use yandex::cloud::endpoint;
+pub use yandex::cloud::operation;
 
 /// The `google.protobuf.Timestamp` of the generated messages: pbjson's, which
 /// has the proto3 JSON serde that prost-types' lacks (build.rs).
@@ -33,6 +34,7 @@ pub const STANDARD_DESCRIPTOR_SETS: [&[u8]; 3] = [
 pub const COMPUTE_IMAGE_SERVICE: &str = "yandex.cloud.compute.v1.ImageService";
 pub const CONTAINER_REGISTRY_IMAGE_SERVICE: &str = "yandex.cloud.containerregistry.v1.ImageService";
 pub const API_ENDPOINT_SERVICE: &str = "yandex.cloud.endpoint.ApiEndpointService";
+pub const OPERATION_SERVICE: &str = "yandex.cloud.operation.OperationService";
 
 static POOL: LazyLock<Result<DescriptorPool, DescriptorError>> =
     LazyLock::new(|| DescriptorPool::decode(FILE_DESCRIPTOR_SET));

@@ -49,6 +49,7 @@ pub mod access;
 pub mod compute;
 pub mod container;
 pub mod filter;
+pub mod operation;
 pub mod order;
 pub mod page;
 pub mod rules;

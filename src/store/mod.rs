@@ -61,6 +61,7 @@ pub mod catalog;
 mod memory;
 pub mod postgres;
 mod swappable;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -71,6 +72,7 @@ use prost::Message;
 pub use memory::MemoryRepository;
 pub use postgres::PostgresRepository;
 pub use swappable::{Delegate, SwappableRepository};
+pub use write::{OperationPage, WriteRepository, WriteTransaction};
 
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;

@@ -26,6 +26,8 @@ pub fn to_status(err: ApiError, request_id: Option<&RequestId>) -> Status {
         ApiError::Unimplemented(message) => (Code::Unimplemented, message),
         ApiError::Unauthenticated(message) => (Code::Unauthenticated, message),
         ApiError::PermissionDenied(message) => (Code::PermissionDenied, message),
+        ApiError::AlreadyExists(message) => (Code::AlreadyExists, message),
+        ApiError::FailedPrecondition(message) => (Code::FailedPrecondition, message),
         ApiError::DeadlineExceeded(message) => (Code::DeadlineExceeded, message),
     };
     Status::with_error_details(code, message, details)
