@@ -28,10 +28,13 @@ use crate::ops::backend_health::BackendHealth;
 use crate::ops::metrics::Metrics;
 use crate::proto;
 use crate::rest::{DirectGet, DirectGets, GatewayError, RestGateway};
-use crate::service::{ComputeImages, ContainerImages};
+use crate::service::{ComputeImages, ContainerImages, Writes};
 use crate::store::catalog::{Catalog, CatalogError};
 use crate::store::postgres::{self, Database, DatabaseError};
-use crate::store::{MemoryRepository, Repositories, RepositoryError, SwappableRepository};
+use crate::store::written::durable::{DataDirError, DurableLog};
+use crate::store::{
+    MemoryRepository, Repositories, RepositoryError, SwappableRepository, WrittenCatalog,
+};
 use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
 use crate::transport::deadline::DeadlineLayer;
 use crate::transport::error_headers;
@@ -47,16 +50,18 @@ mod settings;
 pub use settings::Settings;
 
 /// The gRPC services this server implements, by full name (health reports each).
-pub const SERVED_SERVICES: [&str; 2] = [
+pub const SERVED_SERVICES: [&str; 3] = [
     proto::COMPUTE_IMAGE_SERVICE,
     proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+    proto::OPERATION_SERVICE,
 ];
 
 /// Every service of ours on both faces (REST routes, metrics, readiness):
 /// the image services plus endpoint discovery, which needs no backend.
-pub const PUBLIC_SERVICES: [&str; 3] = [
+pub const PUBLIC_SERVICES: [&str; 4] = [
     proto::COMPUTE_IMAGE_SERVICE,
     proto::CONTAINER_REGISTRY_IMAGE_SERVICE,
+    proto::OPERATION_SERVICE,
     proto::API_ENDPOINT_SERVICE,
 ];
 
@@ -70,6 +75,8 @@ pub enum StartupError {
     Repository(#[from] RepositoryError),
     #[error(transparent)]
     AuthTokens(#[from] TokensFileError),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -171,7 +178,14 @@ impl Application {
         tracing::info!(catalog = %source, "catalog loaded: {}", catalog.summary());
         let sizes = (catalog.compute_images.len(), catalog.container_images.len());
         let memory = Arc::new(SwappableRepository::new(MemoryRepository::new(catalog)));
-        let repositories = Repositories::swappable(memory.clone());
+        let repositories = match &settings.data_dir {
+            Some(dir) => {
+                let written = WrittenCatalog::durable(memory.clone(), DurableLog::open(dir)?)?;
+                tracing::info!(data_dir = %dir.display(), written_images = written.written_images(), "writes kept in the data directory");
+                Repositories::written(Arc::new(written))
+            }
+            None => Repositories::swappable(memory.clone()),
+        };
         let mut app = Self::build_with_repositories(settings, repositories).await?;
         app.metrics.set_catalog_size(sizes.0, sizes.1);
         // --- catalog reload: handlers registered before anything is served ---
@@ -246,8 +260,7 @@ impl Application {
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
             .add_service(ApiEndpoints::server(&advertised));
-        let (routes, direct_gets) =
-            add_image_services(routes, repositories, auth, settings.max_request_size);
+        let (routes, direct_gets) = add_image_services(routes, repositories, auth, settings).await?;
         let routes = routes.prepare();
 
         let pool =
@@ -454,16 +467,29 @@ fn load_auth_tokens(settings: &Settings) -> Result<Option<Arc<TokenStore>>, Star
     Ok(Some(Arc::new(tokens)))
 }
 
-/// Both ImageServices, behind the authentication layer when it is on (only
-/// they: health, reflection and endpoint discovery stay open).
-/// Also hands back both Gets as direct calls for the REST gateway, with the
-/// same authentication step.
-fn add_image_services(
+/// Both ImageServices and the Operation service, behind the authentication
+/// layer when it is on (only they: health, reflection and endpoint discovery
+/// stay open). Also hands back both Gets as direct calls for the REST gateway,
+/// with the same authentication step.
+async fn add_image_services(
     routes: Routes,
     repositories: Repositories,
     auth: Option<Arc<TokenStore>>,
-    max_request_size: usize,
-) -> (Routes, DirectGets) {
+    settings: &Settings,
+) -> Result<(Routes, DirectGets), StartupError> {
+    let max_request_size = settings.max_request_size;
+    let writes = match repositories.writes {
+        Some(store) => {
+            let writes = Writes::new(store, repositories.container.clone(), settings.writes);
+            let resumed = writes.resume_pending().await?;
+            if resumed > 0 {
+                tracing::info!(operations = resumed, "finishing the operations the last run left running");
+            }
+            spawn_key_expiry(&writes);
+            Some(writes)
+        }
+        None => None,
+    };
     let compute = Arc::new(ComputeImages::new(repositories.compute));
     let container = Arc::new(ContainerImages::new(repositories.container));
     let auth = auth.map(AuthLayer::new);
@@ -477,15 +503,44 @@ fn add_image_services(
             ),
         ],
     };
-    let compute = grpc::compute::server(compute, max_request_size);
-    let container = grpc::container_registry::server(container, max_request_size);
-    let routes = match auth {
+    let compute = grpc::compute::server(compute, writes.clone(), max_request_size);
+    let container = grpc::container_registry::server(container, writes.clone(), max_request_size);
+    let routes = match &auth {
         Some(auth) => routes
             .add_service(auth.layer(compute))
             .add_service(auth.layer(container)),
         None => routes.add_service(compute).add_service(container),
     };
-    (routes, direct)
+    let routes = match (writes, &auth) {
+        (Some(writes), Some(auth)) => {
+            routes.add_service(auth.layer(grpc::operation::server(writes, max_request_size)))
+        }
+        (Some(writes), None) => routes.add_service(grpc::operation::server(writes, max_request_size)),
+        (None, _) => routes,
+    };
+    Ok((routes, direct))
+}
+
+/// How often expired idempotency keys are forgotten.
+const KEY_EXPIRY_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Forgets expired idempotency keys now and then (a lookup ignores them anyway).
+fn spawn_key_expiry(writes: &Arc<Writes>) {
+    let writes = Arc::downgrade(writes);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(KEY_EXPIRY_INTERVAL);
+        loop {
+            every.tick().await;
+            let Some(writes) = writes.upgrade() else {
+                return;
+            };
+            match writes.expire_keys().await {
+                Ok(0) => {}
+                Ok(expired) => tracing::debug!(expired, "idempotency keys expired"),
+                Err(err) => tracing::warn!(error = %err, "expiring idempotency keys failed"),
+            }
+        }
+    });
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::service::WriteSettings;
 use crate::store::postgres::PoolSettings;
 use crate::transport::tls::TlsFiles;
 
@@ -19,6 +20,12 @@ pub struct Settings {
     pub catalog: Option<PathBuf>,
     /// Reload the catalog file when it changes.
     pub watch_catalog: bool,
+    /// Keep the writes (created, updated and deleted images, operations,
+    /// idempotency keys) in this directory, so a restart keeps them; in memory
+    /// only without it. Not with a database, which keeps them itself.
+    pub data_dir: Option<PathBuf>,
+    /// How operations are timed and idempotency keys kept.
+    pub writes: WriteSettings,
     /// Serve from PostgreSQL instead of a catalog.
     pub database_url: Option<String>,
     /// Check the database schema rather than migrate it.
@@ -57,6 +64,8 @@ impl Default for Settings {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             catalog: None,
             watch_catalog: false,
+            data_dir: None,
+            writes: WriteSettings::default(),
             database_url: None,
             no_migrate: false,
             database_startup_timeout: Duration::from_secs(30),

@@ -86,6 +86,22 @@ pub struct ServeArgs {
     )]
     pub watch_catalog: bool,
 
+    /// Keep what the write API changed (images, operations, idempotency keys)
+    /// in this directory, durably: a restart, even after kill -9, keeps every
+    /// acknowledged write. Without it writes live in memory until the process ends.
+    #[arg(long, env = "IMAGE_SERVICE_DATA_DIR", value_name = "DIR", conflicts_with = "database_url")]
+    pub data_dir: Option<PathBuf>,
+
+    /// How long every operation takes before it is done (the image CREATING,
+    /// then READY). Unset: about 200ms, or until the first OperationService.Get
+    /// of it, whichever comes first.
+    #[arg(long, env = "IMAGE_SERVICE_OPERATION_TIME", value_parser = parse_duration)]
+    pub operation_time: Option<Duration>,
+
+    /// How long an idempotency key keeps naming the operation it started.
+    #[arg(long, env = "IMAGE_SERVICE_IDEMPOTENCY_TTL", default_value_t = shown(defaults().writes.idempotency_ttl), value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
+
     /// Serve from PostgreSQL instead of a catalog file
     /// (postgres://user@host:5432/db?options=-c%20search_path%3Dschema; TLS with
     /// sslmode=require|verify-ca|verify-full and sslrootcert=FILE, as in libpq).
@@ -244,6 +260,11 @@ impl ServeArgs {
             http_listen: self.http_listen,
             catalog: self.catalog.clone(),
             watch_catalog: self.watch_catalog,
+            data_dir: self.data_dir.clone(),
+            writes: crate::service::WriteSettings {
+                operation_time: self.operation_time.map(Into::into),
+                idempotency_ttl: self.idempotency_ttl.into(),
+            },
             database_url: self.database_url.clone(),
             no_migrate: self.no_migrate,
             database_startup_timeout: self.database_startup_timeout.into(),

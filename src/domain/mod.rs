@@ -48,6 +48,7 @@ macro_rules! string_newtype {
 pub mod access;
 pub mod compute;
 pub mod container;
+pub mod encoded;
 pub mod filter;
 pub mod operation;
 pub mod order;

@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use super::{Served, image_methods, method};
-use crate::proto::compute::GetImageLatestByFamilyRequest;
+use super::{Served, image_methods, method, write_method};
+use crate::proto::compute::{
+    CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest,
+    ListImageOperationsRequest, UpdateImageRequest,
+};
 use crate::proto::compute::image_service_server::ImageServiceServer;
-use crate::service::ComputeImages;
+use crate::service::writes::{CREATE, DELETE, UPDATE};
+use crate::service::{ComputeImages, Writes};
 
 /// The generated server stands only for the service's name (routing needs it).
 type Named = ImageServiceServer<()>;
@@ -13,9 +17,11 @@ type Named = ImageServiceServer<()>;
 pub const GET: &str = "/yandex.cloud.compute.v1.ImageService/Get";
 const LIST: &str = "/yandex.cloud.compute.v1.ImageService/List";
 const GET_LATEST_BY_FAMILY: &str = "/yandex.cloud.compute.v1.ImageService/GetLatestByFamily";
+const LIST_OPERATIONS: &str = "/yandex.cloud.compute.v1.ImageService/ListOperations";
 
-/// The compute ImageService, decoding requests of at most `max` bytes.
-pub fn server(service: Arc<ComputeImages>, max: usize) -> Served<Named> {
+/// The compute ImageService, decoding requests of at most `max` bytes; its
+/// writes when `writes` is given (else they answer UNIMPLEMENTED).
+pub fn server(service: Arc<ComputeImages>, writes: Option<Arc<Writes>>, max: usize) -> Served<Named> {
     let mut methods = image_methods(service.clone(), max, GET, LIST);
     methods.push(method(
         GET_LATEST_BY_FAMILY,
@@ -26,5 +32,27 @@ pub fn server(service: Arc<ComputeImages>, max: usize) -> Served<Named> {
         },
         std::convert::identity,
     ));
+    if let Some(writes) = writes {
+        methods.extend([
+            write_method(CREATE, max, writes.clone(), |s, caller, key, r: CreateImageRequest| async move {
+                s.create(caller.as_deref(), key.as_deref(), r).await
+            }),
+            write_method(UPDATE, max, writes.clone(), |s, caller, key, r: UpdateImageRequest| async move {
+                s.update(caller.as_deref(), key.as_deref(), r).await
+            }),
+            write_method(DELETE, max, writes.clone(), |s, caller, key, r: DeleteImageRequest| async move {
+                s.delete(caller.as_deref(), key.as_deref(), r).await
+            }),
+            method(
+                LIST_OPERATIONS,
+                max,
+                writes,
+                |s, caller, r: ListImageOperationsRequest| async move {
+                    s.list_operations(caller.as_deref(), r).await
+                },
+                std::convert::identity,
+            ),
+        ]);
+    }
     Served::new(methods)
 }

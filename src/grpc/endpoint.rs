@@ -13,11 +13,18 @@ use crate::proto::endpoint::{
 use crate::transport::request_context::request_id_of;
 use crate::transport::status;
 
-/// The endpoint ids answered with our own address. `compute` and
-/// `container-registry` are the APIs we serve; the Python SDK also looks up
+/// The endpoint ids answered with our own address. `compute`,
+/// `container-registry` and `operation` are the APIs we serve (the SDKs wait
+/// on operations through `operation`); the Python SDK also looks up
 /// `iam` for every authenticated channel (even with a ready IAM token, when it
 /// never calls it) and `endpoint` when a client of this service is asked for.
-pub const ADVERTISED_IDS: [&str; 4] = ["compute", "container-registry", "endpoint", "iam"];
+pub const ADVERTISED_IDS: [&str; 5] = [
+    "compute",
+    "container-registry",
+    "endpoint",
+    "iam",
+    "operation",
+];
 
 pub struct ApiEndpoints {
     endpoints: Vec<ApiEndpoint>,

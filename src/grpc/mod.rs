@@ -5,6 +5,7 @@
 pub mod compute;
 pub mod container_registry;
 pub mod endpoint;
+pub mod operation;
 pub mod unary;
 
 use std::future::Future;
@@ -15,7 +16,9 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::access::{Caller, caller_of};
 use crate::error::ApiError;
-use crate::service::{ImageApi, Images};
+use crate::proto::operation::Operation;
+use crate::service::{ImageApi, Images, Writes};
+use crate::transport::metadata::IDEMPOTENCY_KEY;
 use crate::transport::request_context::{RequestId, request_id_of};
 use crate::transport::status::to_status;
 
@@ -43,6 +46,41 @@ where
         async move {
             let (request_id, caller, request) = parts(request);
             respond(call(service, caller, request).await, request_id, message)
+        }
+    })
+}
+
+/// A write at `path`: as [`method`], and `call` also gets the request's
+/// `idempotency-key`.
+fn write_method<Req, F, Fut>(
+    path: &'static str,
+    max_request_size: usize,
+    writes: Arc<Writes>,
+    call: F,
+) -> Method
+where
+    Req: Message + Default + Send + 'static,
+    F: Fn(Arc<Writes>, Option<Arc<Caller>>, Option<String>, Req) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<Operation, ApiError>> + Send + 'static,
+{
+    unary::unary(path, max_request_size, move |request: Request<Req>| {
+        let (writes, call) = (writes.clone(), call.clone());
+        async move {
+            let key = request
+                .metadata()
+                .get(IDEMPOTENCY_KEY)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let (request_id, caller, request) = parts(request);
+            respond(
+                call(writes, caller, key, request).await,
+                request_id,
+                std::convert::identity,
+            )
         }
     })
 }

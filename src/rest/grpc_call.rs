@@ -22,13 +22,15 @@ use crate::ops::metrics::Metrics;
 use crate::service::{ImageApi, Images};
 use crate::transport::auth::AuthLayer;
 use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
+use crate::transport::metadata::IDEMPOTENCY_KEY;
 use crate::transport::request_context::{RequestId, record_grpc_method};
 use crate::transport::status::to_status;
 
 /// Request headers a REST caller may send that mean the same to the gRPC call.
 /// Made once: looking a header up by `&str` would parse each name per call.
-const FORWARDED_HEADERS: [HeaderName; 5] = [
+const FORWARDED_HEADERS: [HeaderName; 6] = [
     header::AUTHORIZATION,
+    HeaderName::from_static(IDEMPOTENCY_KEY),
     HeaderName::from_static("x-client-request-id"),
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),

@@ -84,7 +84,11 @@ impl RouteTable {
                     rules.extend(extra.iter().filter_map(|v| v.as_message().cloned()));
                 }
                 for rule in rules {
-                    routes.push(route_from_rule(&rule, &grpc_path, &method)?);
+                    let route = route_from_rule(&rule, &grpc_path, &method)?;
+                    if let Some(post) = post_twin(&route) {
+                        routes.push(post);
+                    }
+                    routes.push(route);
                 }
             }
         }
@@ -118,6 +122,24 @@ impl RouteTable {
             Err(NoRoute::MethodNotAllowed(allowed))
         }
     }
+}
+
+/// The API design guide shows `POST /operations/{id}:cancel` where the
+/// descriptor says GET: a GET route of a Cancel also answers POST (with no
+/// body). Reads keep GET alone.
+fn post_twin(route: &Route) -> Option<Route> {
+    if route.method != Method::GET || !route.grpc_path.ends_with("/Cancel") {
+        return None;
+    }
+    Some(Route {
+        method: Method::POST,
+        template: route.template.clone(),
+        body: BodyTarget::None,
+        grpc_path: route.grpc_path.clone(),
+        grpc_uri: route.grpc_uri.clone(),
+        input: route.input.clone(),
+        output: route.output.clone(),
+    })
 }
 
 fn route_from_rule(

@@ -11,6 +11,7 @@
 mod authorize;
 pub mod compute;
 pub mod container;
+pub mod writes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 
 pub use compute::ComputeImages;
 pub use container::ContainerImages;
+pub use writes::{WriteSettings, Writes};
 
 use crate::domain::ImageId;
 use crate::domain::access::Caller;

@@ -62,6 +62,7 @@ mod memory;
 pub mod postgres;
 mod swappable;
 pub mod write;
+pub mod written;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ pub use memory::MemoryRepository;
 pub use postgres::PostgresRepository;
 pub use swappable::{Delegate, SwappableRepository};
 pub use write::{OperationPage, WriteRepository, WriteTransaction};
+pub use written::WrittenCatalog;
 
 use crate::domain::compute::{ComputeImageQuery, Family};
 use crate::domain::container::ContainerImageQuery;
@@ -203,24 +205,31 @@ pub trait ContainerImageRepository: Send + Sync + 'static {
 pub struct Repositories {
     pub compute: Arc<dyn ComputeImageRepository>,
     pub container: Arc<dyn ContainerImageRepository>,
+    /// Where writes go; `None`: a read-only backend (writes answer UNIMPLEMENTED).
+    pub writes: Option<Arc<dyn WriteRepository>>,
 }
 
 impl Repositories {
-    /// Both APIs served from one in-memory catalog.
+    /// Both APIs served from one in-memory catalog, writes kept in memory.
     pub fn in_memory(memory: MemoryRepository) -> Self {
-        let memory = Arc::new(memory);
-        Self {
-            compute: memory.clone(),
-            container: memory,
-        }
+        Self::written(Arc::new(WrittenCatalog::in_memory(Arc::new(memory))))
     }
 
     /// Both APIs served from one in-memory catalog that can be replaced while
-    /// serving (catalog reload).
+    /// serving (catalog reload), writes kept in memory.
     pub fn swappable(repository: Arc<SwappableRepository<MemoryRepository>>) -> Self {
+        Self::written(Arc::new(WrittenCatalog::in_memory(repository)))
+    }
+
+    /// Both APIs served from a catalog with the writes over it.
+    pub fn written<B>(written: Arc<WrittenCatalog<B>>) -> Self
+    where
+        B: ComputeImageRepository + ContainerImageRepository,
+    {
         Self {
-            compute: repository.clone(),
-            container: repository,
+            compute: written.clone(),
+            container: written.clone(),
+            writes: Some(written),
         }
     }
 
@@ -230,6 +239,7 @@ impl Repositories {
         Self {
             compute: repository.clone(),
             container: repository,
+            writes: None,
         }
     }
 }

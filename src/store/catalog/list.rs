@@ -267,6 +267,14 @@ impl EncodedImages {
         self.encoded_ends.push(self.encoded.len());
     }
 
+    /// Appends an image that is already encoded.
+    pub fn push_encoded(&mut self, id: &str, encoded: &[u8]) {
+        self.ids.push_str(id);
+        self.id_ends.push(self.ids.len());
+        self.encoded.extend_from_slice(encoded);
+        self.encoded_ends.push(self.encoded.len());
+    }
+
     pub fn len(&self) -> usize {
         self.id_ends.len()
     }

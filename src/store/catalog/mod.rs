@@ -23,7 +23,7 @@ pub use list::{Duplicate, ImageList};
 
 use crate::domain::{MAX_FOLDER_ID_CHARS, MAX_IMAGE_ID_CHARS, rules};
 use crate::proto::{self, compute, container_registry};
-use list::EncodedImages;
+pub(crate) use list::EncodedImages;
 
 /// The demo catalog served when no `--catalog` is given.
 pub const DEMO_CATALOG_JSON: &str = include_str!("demo.json");

@@ -4,7 +4,9 @@
 //! ```json
 //! {"tokens": [
 //!   {"subject": "ci", "sha256": "<64 hex digits>", "folders": ["b1g..."]},
-//!   {"subject": "admin", "sha256": "<64 hex digits>", "folders": ["*"]}
+//!   {"subject": "pipeline", "sha256": "<64 hex digits>", "folders": ["b1g..."],
+//!    "write_folders": ["b1g..."]},
+//!   {"subject": "admin", "sha256": "<64 hex digits>", "folders": ["*"], "write_folders": ["*"]}
 //! ]}
 //! ```
 
@@ -129,7 +131,16 @@ impl TokenTable {
                 )));
             }
             let folders = folder_access(&entry.folders).map_err(at)?;
-            callers.insert(digest, Arc::new(Caller::new(entry.subject, folders)));
+            let writes = if entry.write_folders.is_empty() {
+                FolderAccess::Only(HashSet::new())
+            } else {
+                folder_access(&entry.write_folders)
+                    .map_err(|problem| at(format!("write_{problem}")))?
+            };
+            callers.insert(
+                digest,
+                Arc::new(Caller::with_writes(entry.subject, folders, writes)),
+            );
         }
         Ok(Self { callers })
     }
@@ -173,6 +184,9 @@ struct TokenEntry {
     subject: String,
     sha256: String,
     folders: Vec<String>,
+    /// The folders it may also write (Create, Update, Delete); none when absent.
+    #[serde(default)]
+    write_folders: Vec<String>,
 }
 
 /// A tokens file that can't be used; the start is refused.
@@ -212,6 +226,17 @@ mod tests {
         assert!(caller.may_read("f1"));
         assert!(!caller.may_read("f2"));
         assert!(table.caller(b"Secret").is_none());
+        assert!(!caller.may_write("f1"));
+        let writer = TokenTable::from_json(&format!(
+            r#"{{"tokens": [{{"subject": "p", "sha256": "{DIGEST_OF_SECRET}", "folders": ["f1"], "write_folders": ["f2"]}}]}}"#
+        ))
+        .unwrap();
+        let caller = writer.caller(b"secret").unwrap();
+        assert!(caller.may_write("f2") && !caller.may_write("f1"));
+        let bad = TokenTable::from_json(&format!(
+            r#"{{"tokens": [{{"subject": "p", "sha256": "{DIGEST_OF_SECRET}", "folders": ["f1"], "write_folders": ["f2", "f2"]}}]}}"#
+        ));
+        assert!(bad.err().unwrap().contains("write_folders lists \"f2\" twice"));
     }
 
     #[test]
