@@ -260,7 +260,8 @@ impl Application {
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
             .add_service(ApiEndpoints::server(&advertised));
-        let (routes, direct_gets) = add_image_services(routes, repositories, auth, settings).await?;
+        let (routes, direct_gets) =
+            add_image_services(routes, repositories, auth, settings).await?;
         let routes = routes.prepare();
 
         let pool =
@@ -483,7 +484,10 @@ async fn add_image_services(
             let writes = Writes::new(store, repositories.container.clone(), settings.writes);
             let resumed = writes.resume_pending().await?;
             if resumed > 0 {
-                tracing::info!(operations = resumed, "finishing the operations the last run left running");
+                tracing::info!(
+                    operations = resumed,
+                    "finishing the operations the last run left running"
+                );
             }
             spawn_key_expiry(&writes);
             Some(writes)
@@ -515,7 +519,9 @@ async fn add_image_services(
         (Some(writes), Some(auth)) => {
             routes.add_service(auth.layer(grpc::operation::server(writes, max_request_size)))
         }
-        (Some(writes), None) => routes.add_service(grpc::operation::server(writes, max_request_size)),
+        (Some(writes), None) => {
+            routes.add_service(grpc::operation::server(writes, max_request_size))
+        }
         (None, _) => routes,
     };
     Ok((routes, direct))

@@ -89,7 +89,12 @@ pub struct ServeArgs {
     /// Keep what the write API changed (images, operations, idempotency keys)
     /// in this directory, durably: a restart, even after kill -9, keeps every
     /// acknowledged write. Without it writes live in memory until the process ends.
-    #[arg(long, env = "IMAGE_SERVICE_DATA_DIR", value_name = "DIR", conflicts_with = "database_url")]
+    #[arg(
+        long,
+        env = "IMAGE_SERVICE_DATA_DIR",
+        value_name = "DIR",
+        conflicts_with = "database_url"
+    )]
     pub data_dir: Option<PathBuf>,
 
     /// How long every operation takes before it is done (the image CREATING,

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use super::{Served, image_methods, method, write_method};
+use crate::proto::compute::image_service_server::ImageServiceServer;
 use crate::proto::compute::{
     CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest,
     ListImageOperationsRequest, UpdateImageRequest,
 };
-use crate::proto::compute::image_service_server::ImageServiceServer;
 use crate::service::writes::{CREATE, DELETE, UPDATE};
 use crate::service::{ComputeImages, Writes};
 
@@ -21,7 +21,11 @@ const LIST_OPERATIONS: &str = "/yandex.cloud.compute.v1.ImageService/ListOperati
 
 /// The compute ImageService, decoding requests of at most `max` bytes; its
 /// writes when `writes` is given (else they answer UNIMPLEMENTED).
-pub fn server(service: Arc<ComputeImages>, writes: Option<Arc<Writes>>, max: usize) -> Served<Named> {
+pub fn server(
+    service: Arc<ComputeImages>,
+    writes: Option<Arc<Writes>>,
+    max: usize,
+) -> Served<Named> {
     let mut methods = image_methods(service.clone(), max, GET, LIST);
     methods.push(method(
         GET_LATEST_BY_FAMILY,
@@ -34,15 +38,30 @@ pub fn server(service: Arc<ComputeImages>, writes: Option<Arc<Writes>>, max: usi
     ));
     if let Some(writes) = writes {
         methods.extend([
-            write_method(CREATE, max, writes.clone(), |s, caller, key, r: CreateImageRequest| async move {
-                s.create(caller.as_deref(), key.as_deref(), r).await
-            }),
-            write_method(UPDATE, max, writes.clone(), |s, caller, key, r: UpdateImageRequest| async move {
-                s.update(caller.as_deref(), key.as_deref(), r).await
-            }),
-            write_method(DELETE, max, writes.clone(), |s, caller, key, r: DeleteImageRequest| async move {
-                s.delete(caller.as_deref(), key.as_deref(), r).await
-            }),
+            write_method(
+                CREATE,
+                max,
+                writes.clone(),
+                |s, caller, key, r: CreateImageRequest| async move {
+                    s.create(caller.as_deref(), key.as_deref(), r).await
+                },
+            ),
+            write_method(
+                UPDATE,
+                max,
+                writes.clone(),
+                |s, caller, key, r: UpdateImageRequest| async move {
+                    s.update(caller.as_deref(), key.as_deref(), r).await
+                },
+            ),
+            write_method(
+                DELETE,
+                max,
+                writes.clone(),
+                |s, caller, key, r: DeleteImageRequest| async move {
+                    s.delete(caller.as_deref(), key.as_deref(), r).await
+                },
+            ),
             method(
                 LIST_OPERATIONS,
                 max,

@@ -28,7 +28,8 @@ pub fn server(
             max,
             writes,
             |s, caller, key, r: DeleteImageRequest| async move {
-                s.delete_container(caller.as_deref(), key.as_deref(), r).await
+                s.delete_container(caller.as_deref(), key.as_deref(), r)
+                    .await
             },
         ));
     }

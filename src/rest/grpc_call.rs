@@ -21,8 +21,8 @@ use crate::error::ApiError;
 use crate::ops::metrics::Metrics;
 use crate::service::{ImageApi, Images};
 use crate::transport::auth::AuthLayer;
-use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::transport::metadata::IDEMPOTENCY_KEY;
+use crate::transport::metadata::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 use crate::transport::request_context::{RequestId, record_grpc_method};
 use crate::transport::status::to_status;
 

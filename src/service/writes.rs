@@ -600,11 +600,7 @@ async fn check_name_free(
 
 /// The new image of a Create: the request's fields, and what the source image
 /// (if that is the source) passes on.
-fn new_image(
-    new: &NewImage,
-    source: Option<&compute::Image>,
-    now: Timestamp,
-) -> compute::Image {
+fn new_image(new: &NewImage, source: Option<&compute::Image>, now: Timestamp) -> compute::Image {
     let request = &new.request;
     let requested_os = request
         .os
@@ -663,7 +659,9 @@ fn creation_failure(source: &ImageSource) -> Option<crate::proto::google::rpc::S
         Some(rest) if rest.contains('/') && !rest.starts_with('/') => None,
         _ => Some(operation::error_status(
             tonic::Code::InvalidArgument,
-            format!("Cannot import the image from {uri:?}: the URI must be an http(s) link to an object"),
+            format!(
+                "Cannot import the image from {uri:?}: the URI must be an http(s) link to an object"
+            ),
         )),
     }
 }
@@ -730,15 +728,23 @@ mod tests {
         let now = operation::now();
         let image = new_image(&new, Some(&source), now);
         assert_eq!(image.os.unwrap().r#type, os::Type::Windows as i32);
-        assert_eq!((image.storage_size, image.min_disk_size), (3 << 30, 5 << 30));
+        assert_eq!(
+            (image.storage_size, image.min_disk_size),
+            (3 << 30, 5 << 30)
+        );
         assert_eq!(image.product_ids, ["f2eprod", "f2eown"]);
         assert_eq!(image.status, image::Status::Creating as i32);
         assert!(image.id.starts_with("fd8") && image.id.len() == 20);
-        let plain = new_image(&NewImage::parse(CreateImageRequest {
-            folder_id: "b1g".into(),
-            source: Some(compute::create_image_request::Source::DiskId("d".into())),
-            ..Default::default()
-        }).unwrap(), None, now);
+        let plain = new_image(
+            &NewImage::parse(CreateImageRequest {
+                folder_id: "b1g".into(),
+                source: Some(compute::create_image_request::Source::DiskId("d".into())),
+                ..Default::default()
+            })
+            .unwrap(),
+            None,
+            now,
+        );
         assert_eq!(plain.os.unwrap().r#type, os::Type::Linux as i32);
         assert_eq!(plain.min_disk_size, 1 << 30);
     }
@@ -761,7 +767,10 @@ mod tests {
                 labels: None,
             },
         );
-        assert_eq!((image.name.as_str(), image.description.as_str()), ("old", "d"));
+        assert_eq!(
+            (image.name.as_str(), image.description.as_str()),
+            ("old", "d")
+        );
         assert_eq!(image.min_disk_size, 2 << 30);
     }
 }

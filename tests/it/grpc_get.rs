@@ -361,6 +361,7 @@ async fn failing_backend_answers_unavailable_or_internal() {
         let app = TestApp::with_repositories(Repositories {
             compute: backend.clone(),
             container: backend,
+            writes: None,
         })
         .await;
         let status = ComputeClient::new(app.channel().await)

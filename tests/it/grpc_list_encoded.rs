@@ -162,6 +162,7 @@ async fn compare_compute(
 ) -> usize {
     let new = grpc::compute::server(
         Arc::new(ComputeImages::new(repository.clone())),
+        None,
         MAX_REQUEST,
     );
     for page in 1..=pages {
@@ -202,6 +203,7 @@ async fn compare_registry(
 ) -> usize {
     let new = grpc::container_registry::server(
         Arc::new(ContainerImages::new(repository.clone())),
+        None,
         MAX_REQUEST,
     );
     for page in 1..=pages {
@@ -340,6 +342,7 @@ async fn the_served_list_takes_the_encoded_path_through_wrappers() {
     swappable.swap(memory());
     let server = grpc::compute::server(
         Arc::new(ComputeImages::new(Arc::new(swappable))),
+        None,
         MAX_REQUEST,
     );
     let answer = served(server, COMPUTE_LIST, &compute_request("", "", 0)).await;

@@ -76,6 +76,7 @@ async fn past_the_limit_calls_are_refused_at_once_on_both_faces() {
         Some(Repositories {
             compute: backend,
             container: memory,
+            writes: None,
         }),
     )
     .await;

@@ -32,3 +32,4 @@ mod reload;
 mod rest;
 mod tls;
 mod trace_export;
+mod writes;

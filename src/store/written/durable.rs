@@ -132,8 +132,8 @@ impl DurableLog {
             let (id, value) = (id.value().to_owned(), value.value());
             let change = match value.split_first() {
                 Some((&IMAGE, encoded)) => {
-                    let folder =
-                        crate::domain::encoded::encoded_string_field(encoded, 2).unwrap_or_default();
+                    let folder = crate::domain::encoded::encoded_string_field(encoded, 2)
+                        .unwrap_or_default();
                     Change::ComputeImage {
                         id,
                         folder,
@@ -154,7 +154,9 @@ impl DurableLog {
             };
             changes.push(change);
         }
-        let deleted = tx.open_table(CONTAINER_DELETED).map_err(|e| fail(e.into()))?;
+        let deleted = tx
+            .open_table(CONTAINER_DELETED)
+            .map_err(|e| fail(e.into()))?;
         for entry in deleted.iter().map_err(|e| fail(e.into()))? {
             let (id, _) = entry.map_err(|e| fail(e.into()))?;
             changes.push(Change::ContainerDeleted {
@@ -166,9 +168,8 @@ impl DurableLog {
         for entry in operations.iter().map_err(|e| fail(e.into()))? {
             let (id, value) = entry.map_err(|e| fail(e.into()))?;
             let encoded = Bytes::copy_from_slice(value.value());
-            let operation = StoredOperation::decode(encoded.as_ref()).map_err(|err| {
-                internal(&self.path, format!("operation {}: {err}", id.value()))
-            })?;
+            let operation = StoredOperation::decode(encoded.as_ref())
+                .map_err(|err| internal(&self.path, format!("operation {}: {err}", id.value())))?;
             let at = operation.operation.created_at.unwrap_or_default();
             started.push(((at.seconds, at.nanos, id.value().to_owned()), encoded));
         }
@@ -178,11 +179,16 @@ impl DurableLog {
                 .into_iter()
                 .map(|(_, encoded)| Change::Operation { encoded }),
         );
-        let keys = tx.open_table(IDEMPOTENCY_KEYS).map_err(|e| fail(e.into()))?;
+        let keys = tx
+            .open_table(IDEMPOTENCY_KEYS)
+            .map_err(|e| fail(e.into()))?;
         for entry in keys.iter().map_err(|e| fail(e.into()))? {
             let (text, value) = entry.map_err(|e| fail(e.into()))?;
             let record = KeyRecord::decode(value.value()).map_err(|err| {
-                internal(&self.path, format!("idempotency key {:?}: {err}", text.value()))
+                internal(
+                    &self.path,
+                    format!("idempotency key {:?}: {err}", text.value()),
+                )
             })?;
             changes.push(Change::Key {
                 key: IdempotencyKey {
@@ -211,9 +217,13 @@ impl DurableLog {
         let tx = self.database.begin_write().map_err(|e| fail(e.into()))?;
         {
             let mut images = tx.open_table(COMPUTE_IMAGES).map_err(|e| fail(e.into()))?;
-            let mut deleted = tx.open_table(CONTAINER_DELETED).map_err(|e| fail(e.into()))?;
+            let mut deleted = tx
+                .open_table(CONTAINER_DELETED)
+                .map_err(|e| fail(e.into()))?;
             let mut operations = tx.open_table(OPERATIONS).map_err(|e| fail(e.into()))?;
-            let mut keys = tx.open_table(IDEMPOTENCY_KEYS).map_err(|e| fail(e.into()))?;
+            let mut keys = tx
+                .open_table(IDEMPOTENCY_KEYS)
+                .map_err(|e| fail(e.into()))?;
             for change in changes {
                 match change {
                     Change::ComputeImage { id, folder, image } => {
@@ -226,7 +236,9 @@ impl DurableLog {
                             .map_err(|e| fail(e.into()))?;
                     }
                     Change::ContainerDeleted { id } => {
-                        deleted.insert(id.as_str(), ()).map_err(|e| fail(e.into()))?;
+                        deleted
+                            .insert(id.as_str(), ())
+                            .map_err(|e| fail(e.into()))?;
                     }
                     Change::Operation { encoded } => {
                         let operation = StoredOperation::decode(encoded.as_ref())

@@ -79,8 +79,7 @@ impl State {
             .entry(folder.clone())
             .or_default()
             .insert(id);
-        self.folder_views
-            .insert(folder, Arc::new(OnceCell::new()));
+        self.folder_views.insert(folder, Arc::new(OnceCell::new()));
     }
 
     fn put_operation(&mut self, operation: StoredOperation) {
@@ -326,7 +325,10 @@ where
     ) -> Result<EncodedPage, ListError> {
         let state = self.state.load_full();
         if state.container_deleted.is_empty() {
-            return self.catalog.list_container_images_encoded(query, page).await;
+            return self
+                .catalog
+                .list_container_images_encoded(query, page)
+                .await;
         }
         // The catalog's pages less the deleted images, read on until the page
         // is full and one more survivor shows that another page follows.
@@ -340,7 +342,10 @@ where
                 .list_container_images_encoded(query, &from)
                 .await?;
             for encoded in found.items {
-                if state.container_deleted.contains(image_id_of(&encoded).as_str()) {
+                if state
+                    .container_deleted
+                    .contains(image_id_of(&encoded).as_str())
+                {
                     continue;
                 }
                 if items.len() == size {
@@ -413,10 +418,7 @@ where
         Ok(())
     }
 
-    async fn compute_image(
-        &mut self,
-        id: &str,
-    ) -> Result<Option<compute::Image>, RepositoryError> {
+    async fn compute_image(&mut self, id: &str) -> Result<Option<compute::Image>, RepositoryError> {
         self.current_compute(id)
             .await?
             .map(|encoded| decode(&encoded))
@@ -433,7 +435,11 @@ where
         let Ok(id) = ImageId::parse("image_id", id.to_owned()) else {
             return Ok(None);
         };
-        let found = self.written.catalog.get_container_image_encoded(&id).await?;
+        let found = self
+            .written
+            .catalog
+            .get_container_image_encoded(&id)
+            .await?;
         found.map(|encoded| decode(&encoded)).transpose()
     }
 

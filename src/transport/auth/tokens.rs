@@ -236,7 +236,11 @@ mod tests {
         let bad = TokenTable::from_json(&format!(
             r#"{{"tokens": [{{"subject": "p", "sha256": "{DIGEST_OF_SECRET}", "folders": ["f1"], "write_folders": ["f2", "f2"]}}]}}"#
         ));
-        assert!(bad.err().unwrap().contains("write_folders lists \"f2\" twice"));
+        assert!(
+            bad.err()
+                .unwrap()
+                .contains("write_folders lists \"f2\" twice")
+        );
     }
 
     #[test]
