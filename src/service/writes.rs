@@ -319,9 +319,8 @@ impl Writes {
         let folder = folder_of_repository(self.container.as_ref(), &image.name)
             .await
             .map_err(failed)?;
-        match (caller, &folder) {
-            (Some(caller), folder) => authorize_to(caller, Action::Write, folder.as_deref())?,
-            (None, _) => {}
+        if let Some(caller) = caller {
+            authorize_to(caller, Action::Write, folder.as_deref())?;
         }
         let now = operation::now();
         let started = StoredOperation::start(
