@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/writes.sh: the write API's figures. Write throughput (compute Creates
+# acknowledged per second, 8 concurrent callers) on each backend: in memory,
+# --data-dir (redb, every commit fsynced) and PostgreSQL; and compute Get
+# throughput over gRPC alone and with 500 Creates per second running beside
+# it, rounds alternating, as a ratio (the writes must not slow the reads).
+#
+# Usage: bench/writes.sh           full run (100,000-image catalog, 5 rounds of 3 s)
+#        bench/writes.sh --smoke   tiny, 1 s runs, 1 round, dev build (for CI)
+# Knobs: BENCH_IMAGES, BENCH_ROUNDS, BENCH_SECONDS, BENCH_WRITE_RATE (500),
+# BENCH_PROFILE, BENCH_DIR, BENCH_DATABASE_URL ("none" leaves PostgreSQL out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=full
+case "${1:-}" in
+  "") ;;
+  --smoke) mode=smoke ;;
+  *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+if [[ $mode == smoke ]]; then
+  : "${BENCH_PROFILE:=dev}" "${BENCH_IMAGES:=1000}" "${BENCH_ROUNDS:=1}" "${BENCH_SECONDS:=1}"
+else
+  : "${BENCH_PROFILE:=release}" "${BENCH_IMAGES:=100000}" "${BENCH_ROUNDS:=5}" "${BENCH_SECONDS:=3}"
+fi
+: "${BENCH_WRITE_RATE:=500}" "${BENCH_DIR:=target/bench-writes}"
+: "${BENCH_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
+readonly SCHEMA=image_service_bench_writes GET=/yandex.cloud.compute.v1.ImageService/Get
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+command -v h2load >/dev/null || die "h2load not found (Debian: nghttp2-client)"
+
+profile_args=()
+[[ $BENCH_PROFILE == release ]] && profile_args=(--release)
+log "building ($BENCH_PROFILE)"
+cargo build --quiet "${profile_args[@]}" --bin image-service --example gen-catalog --example write-load
+out=target/$([[ $BENCH_PROFILE == release ]] && echo release || echo debug)
+bin=$out/image-service examples=$out/examples
+
+work=$BENCH_DIR
+rm -rf "$work" && mkdir -p "$work/logs"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+server_addr=
+start() { # name serve-args...
+  local name=$1
+  shift
+  "$bin" serve --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --log-format json --shutdown-delay 0s "$@" \
+    >"$work/logs/$name.log" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+  for _ in $(seq 600); do
+    grep -q '"serving gRPC' "$work/logs/$name.log" && break
+    kill -0 "$server_pid" 2>/dev/null || die "$name did not start: $(tail -3 "$work/logs/$name.log")"
+    sleep 0.1
+  done
+  server_addr=$(grep -o '"grpc":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
+  [[ -n $server_addr ]] || die "$name did not start in time"
+}
+stop() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+value() { awk -F= -v k="$1" '$1 == k {print $2}' "$2"; }
+
+# ---------------------------------------------------------------- write throughput
+rows=()
+write_row() { # label serve-args...
+  local label=$1 name
+  shift
+  name=$(tr -c 'a-z0-9\n' '-' <<<"${label,,}")
+  start "$name" "$@"
+  "$examples/write-load" --addr "$server_addr" --seconds "$BENCH_SECONDS" --concurrency 8 >"$work/$name.txt" ||
+    die "write-load failed against $label"
+  stop
+  (($(value errors "$work/$name.txt") == 0)) || die "$label: some Creates failed ($work/$name.txt)"
+  rows+=("| compute Create throughput, $label, 8 concurrent callers | $(value per_second "$work/$name.txt") Creates/s; p50 / p99 $(value p50_us "$work/$name.txt") / $(value p99_us "$work/$name.txt") µs |")
+  log "$label: $(value per_second "$work/$name.txt") Creates/s"
+}
+write_row "in memory"
+write_row "--data-dir (redb, fsync per commit)" --data-dir "$work/data"
+if [[ $BENCH_DATABASE_URL != none ]]; then
+  psql "$BENCH_DATABASE_URL" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null ||
+    die "PostgreSQL at $BENCH_DATABASE_URL does not answer (or set BENCH_DATABASE_URL=none)"
+  trap 'cleanup; psql "$BENCH_DATABASE_URL" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null || true' EXIT
+  separator=$([[ $BENCH_DATABASE_URL == *\?* ]] && echo '&' || echo '?')
+  write_row "PostgreSQL (one transaction per write)" --database-url "$BENCH_DATABASE_URL${separator}options=-c%20search_path%3D$SCHEMA"
+fi
+
+# ---------------------------------------------------------------- Get beside writes
+log "catalog of $BENCH_IMAGES compute images"
+"$examples/gen-catalog" --compute "$BENCH_IMAGES" --out "$work/catalog.json" --frames "$work/frames" >"$work/catalog.env"
+start get-beside-writes --catalog "$work/catalog.json"
+get_rps() { # label
+  local file=$work/logs/h2load-$1.txt
+  h2load -c 8 -m 16 -H 'content-type: application/grpc' -H 'te: trailers' -D "$BENCH_SECONDS" \
+    -d "$work/frames/compute-get.req" "http://$server_addr$GET" >"$file" 2>&1 || die "h2load failed ($file)"
+  awk '/^requests:/ {if ($8 != $6 || $10 != 0) exit 1}' "$file" || die "failed Gets in $file"
+  awk '/^finished in/ {gsub(",", "", $4); print $4}' "$file"
+}
+: >"$work/rounds.tsv"
+for round in $(seq "$BENCH_ROUNDS"); do
+  alone=$(get_rps "alone-$round")
+  "$examples/write-load" --addr "$server_addr" --seconds "$BENCH_SECONDS" --concurrency 4 --rate "$BENCH_WRITE_RATE" \
+    >"$work/beside-$round.txt" &
+  writer=$!
+  beside=$(get_rps "beside-$round")
+  wait "$writer" || die "write-load failed beside the Gets"
+  printf '%s\t%s\t%s\n' "$alone" "$beside" "$(value per_second "$work/beside-$round.txt")" >>"$work/rounds.tsv"
+  log "round $round: Get alone $alone req/s, beside $(value per_second "$work/beside-$round.txt") Creates/s: $beside req/s"
+done
+stop
+median() { cut -f"$1" "$work/rounds.tsv" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+ratio=$(awk -F'\t' '{print $2 / $1}' "$work/rounds.tsv" | sort -n | awk '{v[NR] = $1} END {printf "%.2f", v[int((NR + 1) / 2)]}')
+rows+=("| compute Get, gRPC, 8 × 16, $BENCH_IMAGES-image catalog: alone / with $BENCH_WRITE_RATE Creates/s beside (achieved $(median 3)/s) | $(median 1) / $(median 2) req/s (ratio $ratio; target ≥ 0.90) |")
+
+{
+  echo
+  echo "image-service write benchmark ($mode): $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
+  echo
+  echo "| figure | result |"
+  echo "|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+} | tee "$work/results.md"
