@@ -67,14 +67,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(args.seconds);
     // Paced: each caller waits for its turn on a shared schedule.
-    let interval = (args.rate > 0.0)
-        .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
+    let interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
     let workers = (0..args.concurrency).map(|worker| {
         let mut client = ImageServiceClient::new(channel.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
-            let mut next = started + interval.map_or(Duration::ZERO, |i| i.mul_f64(worker as f64 / args.concurrency as f64));
+            let mut next = started
+                + interval.map_or(Duration::ZERO, |i| {
+                    i.mul_f64(worker as f64 / args.concurrency as f64)
+                });
             let mut n = 0;
             while Instant::now() < until {
                 if let Some(interval) = interval {

@@ -47,7 +47,7 @@ use reload::{CatalogReloader, ReloadTasks};
 pub mod reload;
 mod settings;
 
-pub use settings::Settings;
+pub use settings::{Settings, WriteSettings};
 
 /// The gRPC services this server implements, by full name (health reports each).
 pub const SERVED_SERVICES: [&str; 3] = [

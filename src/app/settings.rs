@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::service::WriteSettings;
+pub use crate::service::WriteSettings;
 use crate::store::postgres::PoolSettings;
 use crate::transport::tls::TlsFiles;
 

@@ -266,7 +266,7 @@ impl ServeArgs {
             catalog: self.catalog.clone(),
             watch_catalog: self.watch_catalog,
             data_dir: self.data_dir.clone(),
-            writes: crate::service::WriteSettings {
+            writes: crate::app::WriteSettings {
                 operation_time: self.operation_time.map(Into::into),
                 idempotency_ttl: self.idempotency_ttl.into(),
             },

@@ -134,12 +134,9 @@ impl ImagePage {
     }
 }
 
-/// Why the write methods are missing.
-pub const READ_ONLY: &str = "image-service serves a read-only image catalog";
-
 /// The answer of an RPC that the API declares and this server doesn't serve.
 pub fn unimplemented(method: &str) -> ApiError {
-    ApiError::Unimplemented(format!("{method} is not implemented: {READ_ONLY}"))
+    ApiError::Unimplemented(format!("{method} is not implemented by image-service"))
 }
 
 /// Maps a store error, logging it (it is our problem, not the caller's).

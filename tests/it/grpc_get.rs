@@ -256,29 +256,40 @@ async fn every_call_gets_its_own_request_id() {
 
 #[tokio::test]
 async fn methods_not_built_answer_unimplemented_saying_so() {
-    use image_service::proto::compute::{CreateImageRequest, ListImageOperationsRequest};
+    use image_service::proto::yandex::cloud::access::{
+        ListAccessBindingsRequest, SetAccessBindingsRequest,
+    };
     let app = TestApp::demo().await;
     let mut client = ComputeClient::new(app.channel().await);
     let status = client
-        .create(CreateImageRequest::default())
+        .set_access_bindings(SetAccessBindingsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(
-        status
-            .message()
-            .contains("yandex.cloud.compute.v1.ImageService/Create is not implemented"),
+        status.message().contains(
+            "yandex.cloud.compute.v1.ImageService/SetAccessBindings is not implemented by image-service"
+        ),
         "{}",
         status.message()
     );
     assert_request_info(&status);
     let status = client
-        .list_operations(ListImageOperationsRequest::default())
+        .list_access_bindings(ListAccessBindingsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("ImageService/ListOperations"));
+    assert!(status.message().contains("ImageService/ListAccessBindings"));
 
+    // A backend without writes (an embedding program's) leaves the writes unserved.
+    let memory = image_service::store::MemoryRepository::new(
+        image_service::store::catalog::Catalog::demo().unwrap(),
+    );
+    let read_only = Repositories {
+        writes: None,
+        ..Repositories::in_memory(memory)
+    };
+    let app = TestApp::with_repositories(read_only).await;
     let status = RegistryClient::new(app.channel().await)
         .delete(container_registry::DeleteImageRequest {
             image_id: "x".into(),
@@ -286,7 +297,11 @@ async fn methods_not_built_answer_unimplemented_saying_so() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("read-only"));
+    assert!(
+        status
+            .message()
+            .contains("containerregistry.v1.ImageService/Delete")
+    );
 }
 
 /// A backend that is down: the shape of a real outage (a database that refuses

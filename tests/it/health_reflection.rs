@@ -17,13 +17,14 @@ use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionCli
 use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as RequestV1Alpha;
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as ResponseV1Alpha;
 
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
     "yandex.cloud.compute.v1.ImageService",
     "yandex.cloud.containerregistry.v1.ImageService",
     "yandex.cloud.endpoint.ApiEndpointService",
+    "yandex.cloud.operation.OperationService",
 ];
 
 fn check(service: &str) -> HealthCheckRequest {

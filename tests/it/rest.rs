@@ -167,14 +167,19 @@ async fn unknown_path_and_wrong_method() {
 async fn declared_but_unbuilt_calls_are_501() {
     let app = TestApp::demo().await;
     let response = client()
-        .post(app.http_url("/compute/v1/images"))
-        .body(r#"{"folderId": "b1g", "name": "new"}"#)
+        .post(app.http_url("/compute/v1/images/fd8x:setAccessBindings"))
+        .body(r#"{"accessBindings": []}"#)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 501);
     let body: Value = response.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("read-only"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not implemented by image-service")
+    );
 }
 
 #[tokio::test]

@@ -527,7 +527,16 @@ async fn endpoint_discovery_answers_the_advertised_address() {
         .into_inner();
     let mut ids: Vec<&str> = listed.endpoints.iter().map(|e| e.id.as_str()).collect();
     ids.sort_unstable();
-    assert_eq!(ids, ["compute", "container-registry", "endpoint", "iam"]);
+    assert_eq!(
+        ids,
+        [
+            "compute",
+            "container-registry",
+            "endpoint",
+            "iam",
+            "operation"
+        ]
+    );
     assert!(
         listed
             .endpoints
