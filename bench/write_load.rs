@@ -46,10 +46,11 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn request(worker: usize, n: usize) -> CreateImageRequest {
+fn request(run: u32, worker: usize, n: usize) -> CreateImageRequest {
     CreateImageRequest {
         folder_id: "b1gbenchwrites".into(),
-        name: format!("w{worker}-{n}"),
+        // Names are unique per folder: each run has its own.
+        name: format!("w{run}-{worker}-{n}"),
         description: "bench/write_load".into(),
         labels: [("bench".to_owned(), "writes".to_owned())].into(),
         os: Some(Os::default()),
@@ -64,6 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.addr))?
         .connect()
         .await?;
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(args.seconds);
     // Paced: each caller waits for its turn on a shared schedule.
@@ -85,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     next += interval;
                 }
                 let sent = Instant::now();
-                match client.create(request(worker, n)).await {
+                match client.create(request(run, worker, n)).await {
                     Ok(_) => latencies.push(sent.elapsed()),
                     Err(_) => errors += 1,
                 }

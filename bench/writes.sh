@@ -106,6 +106,7 @@ for round in $(seq "$BENCH_ROUNDS"); do
   writer=$!
   beside=$(get_rps "beside-$round")
   wait "$writer" || die "write-load failed beside the Gets"
+  (($(value errors "$work/beside-$round.txt") == 0)) || die "Creates failed beside the Gets ($work/beside-$round.txt)"
   printf '%s\t%s\t%s\n' "$alone" "$beside" "$(value per_second "$work/beside-$round.txt")" >>"$work/rounds.tsv"
   log "round $round: Get alone $alone req/s, beside $(value per_second "$work/beside-$round.txt") Creates/s: $beside req/s"
 done

@@ -43,6 +43,8 @@ use crate::proto::{compute, container_registry};
 use durable::{Change, DurableLog};
 
 type Map<K, V> = imbl::HashMap<K, V>;
+/// The field number of `Image.name`.
+const NAME: u32 = 4;
 type Set<T> = imbl::HashSet<T>;
 
 /// The key an idempotency record is found by, and when it was used.
@@ -60,6 +62,10 @@ pub struct State {
     compute: Map<Arc<str>, Option<Bytes>>,
     /// The ids of `compute` by folder.
     compute_folders: Map<Arc<str>, Set<Arc<str>>>,
+    /// The written images that have a name, by folder and name (names are
+    /// unique in a folder), and the folder and name of each.
+    names: Map<(Arc<str>, Arc<str>), Arc<str>>,
+    name_of: Map<Arc<str>, (Arc<str>, Arc<str>)>,
     /// Per folder of `compute_folders`: its index, built when first listed.
     folder_views: Map<Arc<str>, Arc<OnceCell<Arc<MemoryRepository>>>>,
     container_deleted: Set<Arc<str>>,
@@ -74,6 +80,18 @@ impl State {
     fn put_compute(&mut self, id: &str, folder: &str, encoded: Option<Bytes>) {
         let id: Arc<str> = id.into();
         let folder: Arc<str> = folder.into();
+        if let Some(old) = self.name_of.remove(&id) {
+            self.names.remove(&old);
+        }
+        let name = encoded
+            .as_ref()
+            .and_then(|e| crate::domain::encoded::encoded_string_field(e, NAME))
+            .filter(|name| !name.is_empty());
+        if let Some(name) = name {
+            let key = (folder.clone(), Arc::<str>::from(name));
+            self.names.insert(key.clone(), id.clone());
+            self.name_of.insert(id.clone(), key);
+        }
         self.compute.insert(id.clone(), encoded);
         self.compute_folders
             .entry(folder.clone())
@@ -449,13 +467,19 @@ where
         name: &str,
         except: &str,
     ) -> Result<Option<String>, RepositoryError> {
-        let state = self.draft.clone();
-        if state.compute_folders.contains_key(folder) {
-            let view = self.written.build_folder_view(&state, folder).await?;
-            return Ok(named_in(view.as_ref(), folder, name, except).await);
+        let key = (Arc::<str>::from(folder), Arc::<str>::from(name));
+        if let Some(id) = self.draft.names.get(&key) {
+            if id.as_ref() != except {
+                return Ok(Some(id.to_string()));
+            }
         }
+        // A catalog image of that name counts unless a write replaced it.
+        let written = &self.draft.compute;
         let catalog = self.written.catalog.as_ref();
-        Ok(named_in(catalog, folder, name, except).await)
+        Ok(named_in(catalog, folder, name, |id| {
+            id != except && !written.contains_key(id)
+        })
+        .await)
     }
 
     async fn put_compute_image(&mut self, image: &compute::Image) -> Result<(), RepositoryError> {
@@ -551,18 +575,18 @@ where
     }
 }
 
-/// The id of an image named `name` in `folder` of `images`, other than `except`.
+/// The id of an image named `name` in `folder` of `images` that `counts`.
 async fn named_in<R: ComputeImageRepository + ?Sized>(
     images: &R,
     folder: &str,
     name: &str,
-    except: &str,
+    counts: impl Fn(&str) -> bool,
 ) -> Option<String> {
     // Names keep a pattern without quotes, so the filter text is safe.
     let list = ListComputeImages::parse(compute::ListImagesRequest {
         folder_id: folder.to_owned(),
         filter: format!("name = \"{name}\""),
-        page_size: 2,
+        page_size: 1000,
         ..Default::default()
     })
     .ok()?;
@@ -573,7 +597,7 @@ async fn named_in<R: ComputeImageRepository + ?Sized>(
     page.items
         .iter()
         .map(|encoded| image_id_of(encoded))
-        .find(|id| id != except)
+        .find(|id| counts(id))
 }
 
 #[async_trait]
