@@ -80,9 +80,9 @@ write_row() { # label serve-args...
 write_row "in memory"
 write_row "--data-dir (redb, fsync per commit)" --data-dir "$work/data"
 if [[ $BENCH_DATABASE_URL != none ]]; then
-  psql "$BENCH_DATABASE_URL" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null ||
+  psql "$BENCH_DATABASE_URL" -qAt -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null ||
     die "PostgreSQL at $BENCH_DATABASE_URL does not answer (or set BENCH_DATABASE_URL=none)"
-  trap 'cleanup; psql "$BENCH_DATABASE_URL" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null || true' EXIT
+  trap 'cleanup; psql "$BENCH_DATABASE_URL" -qAt -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null || true' EXIT
   separator=$([[ $BENCH_DATABASE_URL == *\?* ]] && echo '&' || echo '?')
   write_row "PostgreSQL (one transaction per write)" --database-url "$BENCH_DATABASE_URL${separator}options=-c%20search_path%3D$SCHEMA"
 fi
