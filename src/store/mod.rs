@@ -238,8 +238,8 @@ impl Repositories {
         let repository = Arc::new(PostgresRepository::new(database));
         Self {
             compute: repository.clone(),
-            container: repository,
-            writes: None,
+            container: repository.clone(),
+            writes: Some(repository),
         }
     }
 }

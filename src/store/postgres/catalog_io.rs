@@ -5,8 +5,9 @@
 //! so a big catalog costs few round trips. Export reads every row back, by id,
 //! decoding `body`: what was imported comes out unchanged.
 
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::Transaction;
 use prost::Message;
-use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::pool::{Database, query_error};
@@ -72,7 +73,7 @@ type Column<'a> = (&'static str, &'static str, &'a (dyn ToSql + Sync));
 /// Inserts a batch into `table` (`columns` start with `id`, one array each),
 /// replacing the rows with the same ids.
 async fn upsert(
-    transaction: &Transaction<'_>,
+    transaction: &(impl GenericClient + Sync),
     table: &str,
     columns: &[Column<'_>],
 ) -> Result<(), RepositoryError> {
@@ -92,7 +93,10 @@ async fn upsert(
         updates.join(", ")
     );
     let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|(_, _, values)| *values).collect();
-    let statement = transaction.prepare(&sql).await.map_err(query_error)?;
+    let statement = transaction
+        .prepare_cached(&sql)
+        .await
+        .map_err(query_error)?;
     transaction
         .execute(&statement, &params)
         .await
@@ -137,7 +141,7 @@ impl<'a> ImageColumns<'a> {
     /// Upserts these columns and the table's `own` into `table`.
     async fn upsert(
         &self,
-        transaction: &Transaction<'_>,
+        transaction: &(impl GenericClient + Sync),
         table: &str,
         own: &[Column<'_>],
     ) -> Result<(), RepositoryError> {
@@ -157,8 +161,9 @@ impl<'a> ImageColumns<'a> {
     }
 }
 
-async fn insert_compute(
-    transaction: &Transaction<'_>,
+/// Upserts compute images (the import's batches, and the writes' single rows).
+pub(super) async fn insert_compute(
+    transaction: &(impl GenericClient + Sync),
     images: &[compute::Image],
 ) -> Result<(), RepositoryError> {
     let common = ImageColumns::of(images, |i| (&i.id, &i.name, i.created_at.as_ref()));

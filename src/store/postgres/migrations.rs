@@ -27,10 +27,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog tables",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog tables",
+        sql: r#"
 CREATE TABLE compute_images (
     id TEXT COLLATE "C" PRIMARY KEY,
     folder_id TEXT COLLATE "C" NOT NULL,
@@ -68,7 +69,36 @@ CREATE TABLE container_registries (
 );
 CREATE INDEX container_registries_folder ON container_registries (folder_id, id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "write API: operations and idempotency keys",
+        sql: r#"
+CREATE TABLE operations (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    image_id TEXT COLLATE "C" NOT NULL,
+    done BOOLEAN NOT NULL,
+    created_at_seconds BIGINT NOT NULL,
+    created_at_nanos INTEGER NOT NULL,
+    body BYTEA NOT NULL
+);
+CREATE INDEX operations_image
+    ON operations (image_id, created_at_seconds DESC, created_at_nanos DESC, id DESC);
+CREATE INDEX operations_pending ON operations (id) WHERE NOT done;
+
+CREATE TABLE idempotency_keys (
+    subject TEXT COLLATE "C" NOT NULL,
+    method TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    operation_id TEXT COLLATE "C" NOT NULL,
+    created_at_seconds BIGINT NOT NULL,
+    created_at_nanos INTEGER NOT NULL,
+    PRIMARY KEY (subject, method, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at_seconds, created_at_nanos);
+"#,
+    },
+];
 
 /// Applies the migrations the database lacks, in order; returns how many.
 pub async fn migrate(database: &Database) -> Result<usize, RepositoryError> {

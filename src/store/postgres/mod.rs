@@ -6,7 +6,8 @@
 //! - `migrations`: the schema, versioned, applied under an advisory lock;
 //! - `sql`: the List queries (filter, order, keyset paging) as SQL;
 //! - `catalog_io`: import and export of catalog files;
-//! - `tls`: TLS to the server, from the URL's `sslmode` and `sslrootcert`.
+//! - `tls`: TLS to the server, from the URL's `sslmode` and `sslrootcert`;
+//! - `writes`: the write API's transactions (images, operations, keys).
 //!
 //! Only portable SQL (no PL/pgSQL, no triggers), so CockroachDB and YugabyteDB
 //! can hold it too. Text columns use the "C" collation: bytewise order, the
@@ -17,6 +18,7 @@ mod migrations;
 mod pool;
 mod sql;
 mod tls;
+mod writes;
 
 use std::sync::Arc;
 
