@@ -260,8 +260,7 @@ impl Application {
             .add_service(reflection_builder().build_v1()?)
             .add_service(reflection_builder().build_v1alpha()?)
             .add_service(ApiEndpoints::server(&advertised));
-        let (routes, direct_gets) =
-            add_image_services(routes, repositories, auth, settings).await?;
+        let (routes, direct_gets) = add_image_services(routes, repositories, auth, settings);
         let routes = routes.prepare();
 
         let pool =
@@ -472,23 +471,17 @@ fn load_auth_tokens(settings: &Settings) -> Result<Option<Arc<TokenStore>>, Star
 /// layer when it is on (only they: health, reflection and endpoint discovery
 /// stay open). Also hands back both Gets as direct calls for the REST gateway,
 /// with the same authentication step.
-async fn add_image_services(
+fn add_image_services(
     routes: Routes,
     repositories: Repositories,
     auth: Option<Arc<TokenStore>>,
     settings: &Settings,
-) -> Result<(Routes, DirectGets), StartupError> {
+) -> (Routes, DirectGets) {
     let max_request_size = settings.max_request_size;
     let writes = match repositories.writes {
         Some(store) => {
             let writes = Writes::new(store, repositories.container.clone(), settings.writes);
-            let resumed = writes.resume_pending().await?;
-            if resumed > 0 {
-                tracing::info!(
-                    operations = resumed,
-                    "finishing the operations the last run left running"
-                );
-            }
+            spawn_resume_pending(&writes);
             spawn_key_expiry(&writes);
             Some(writes)
         }
@@ -524,7 +517,36 @@ async fn add_image_services(
         }
         (None, _) => routes,
     };
-    Ok((routes, direct))
+    (routes, direct)
+}
+
+/// How long to wait before asking an unreachable backend for pending operations again.
+const RESUME_RETRY: Duration = Duration::from_secs(2);
+
+/// Finishes the operations the last run left running, in the background: a
+/// database that is down at start must not keep the server from serving.
+fn spawn_resume_pending(writes: &Arc<Writes>) {
+    let writes = Arc::downgrade(writes);
+    tokio::spawn(async move {
+        loop {
+            let Some(live) = writes.upgrade() else {
+                return;
+            };
+            match live.resume_pending().await {
+                Ok(0) => return,
+                Ok(resumed) => {
+                    tracing::info!(
+                        operations = resumed,
+                        "finishing the operations the last run left running"
+                    );
+                    return;
+                }
+                Err(err) => tracing::debug!(error = %err, "pending operations not readable yet"),
+            }
+            drop(live);
+            tokio::time::sleep(RESUME_RETRY).await;
+        }
+    });
 }
 
 /// How often expired idempotency keys are forgotten.

@@ -73,7 +73,7 @@ type Column<'a> = (&'static str, &'static str, &'a (dyn ToSql + Sync));
 /// Inserts a batch into `table` (`columns` start with `id`, one array each),
 /// replacing the rows with the same ids.
 async fn upsert(
-    transaction: &(impl GenericClient + Sync),
+    transaction: &impl GenericClient,
     table: &str,
     columns: &[Column<'_>],
 ) -> Result<(), RepositoryError> {
@@ -141,7 +141,7 @@ impl<'a> ImageColumns<'a> {
     /// Upserts these columns and the table's `own` into `table`.
     async fn upsert(
         &self,
-        transaction: &(impl GenericClient + Sync),
+        transaction: &impl GenericClient,
         table: &str,
         own: &[Column<'_>],
     ) -> Result<(), RepositoryError> {
@@ -163,7 +163,7 @@ impl<'a> ImageColumns<'a> {
 
 /// Upserts compute images (the import's batches, and the writes' single rows).
 pub(super) async fn insert_compute(
-    transaction: &(impl GenericClient + Sync),
+    transaction: &impl GenericClient,
     images: &[compute::Image],
 ) -> Result<(), RepositoryError> {
     let common = ImageColumns::of(images, |i| (&i.id, &i.name, i.created_at.as_ref()));
