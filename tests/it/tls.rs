@@ -667,3 +667,51 @@ async fn sighup_serves_a_new_certificate_and_keeps_the_last_good_one_on_a_broken
     let status = binary.terminate();
     assert!(status.success(), "{status}");
 }
+
+const SDK_WRITES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_writes.py");
+
+/// The official Python SDK creates, updates and deletes an image and waits on
+/// each operation with its own waiter (which insists on TLS and discovery).
+#[tokio::test(flavor = "multi_thread")]
+async fn official_sdk_waits_on_its_writes_over_tls_with_discovery() {
+    let Some(python) = python_with_sdk() else {
+        return;
+    };
+    let pki = Pki::new();
+    let app = tls_app(&pki, false).await;
+    let out = run(
+        python,
+        vec![
+            SDK_WRITES_SCRIPT.into(),
+            app.grpc_addr.to_string().into(),
+            pki.ca_pem.clone().into(),
+            "b1gsdkwrites".into(),
+        ],
+    )
+    .await;
+    let text = all_output(&out);
+    assert!(out.status.success(), "sdk_writes.py failed:\n{text}");
+    let seen: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{text}"));
+    let created = &seen["created"];
+    assert_eq!(created["status"], "READY", "{seen}");
+    assert_eq!(created["name"], "sdk-image");
+    assert_eq!(created["labels"]["env"], "ci");
+    assert_eq!(
+        seen["created_meta"], created["id"],
+        "metadata names the image"
+    );
+    assert_eq!(seen["read"], *created, "Get answers what the operation did");
+    assert_eq!(seen["updated_labels"]["env"], "prod");
+    assert_eq!(seen["updated_labels"]["owner"], "sdk");
+    assert_eq!(seen["deleted_meta"], created["id"]);
+    assert_eq!(seen["after_delete"], "NOT_FOUND");
+    let failure = seen["failed_create"].as_str().unwrap_or_default();
+    assert!(failure.contains("ftp://example/disk.img"), "{seen}");
+    assert_eq!(
+        seen["left"],
+        serde_json::json!([]),
+        "the failed Create left nothing"
+    );
+    app.stop().await;
+}
