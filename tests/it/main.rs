@@ -28,6 +28,7 @@ mod postgres_tls;
 mod real_clients;
 mod real_clients_list;
 mod real_clients_rest;
+mod real_clients_writes;
 mod reload;
 mod rest;
 mod tls;
