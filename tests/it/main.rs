@@ -12,6 +12,7 @@ mod auth_binary;
 mod behind_proxy;
 mod binary;
 mod catalog_file;
+mod crash;
 mod grpc_get;
 mod grpc_list_compute;
 mod grpc_list_encoded;
