@@ -508,9 +508,16 @@ impl Writes {
                 tx.put_compute_image(&image).await.map_err(failed)?;
                 Outcome::Response(image_response(&image))
             }
+            // Deleted since (a Delete may follow an Update at once): the
+            // Update's result is gone with it.
             (OperationKind::UpdateComputeImage, None) => {
-                let image = existing_image_by_id(tx.as_mut(), &image_id).await?;
-                Outcome::Response(image_response(&image))
+                match tx.compute_image(&image_id).await.map_err(failed)? {
+                    Some(image) => Outcome::Response(image_response(&image)),
+                    None => Outcome::Error(operation::error_status(
+                        tonic::Code::NotFound,
+                        format!("Image {image_id} was deleted before the update finished"),
+                    )),
+                }
             }
             (OperationKind::DeleteComputeImage, None) => {
                 tx.delete_compute_image(&image_id).await.map_err(failed)?;

@@ -948,3 +948,43 @@ async fn a_catalog_reload_keeps_the_writes() {
     assert_eq!(deleted.code(), Code::NotFound);
     server.terminate();
 }
+
+/// A Delete right after an Update, finished first (by its Get): the Update
+/// then ends with NOT_FOUND in its error instead of never ending.
+#[tokio::test]
+async fn an_update_overtaken_by_a_delete_still_ends() {
+    let app = TestApp::demo().await;
+    let mut clients = Clients::of(&app).await;
+    let created = clients
+        .create(create_request("short-lived"))
+        .await
+        .expect("created");
+    let image_id = metadata_image_id(&created, "yandex.cloud.compute.v1.CreateImageMetadata");
+    clients.wait(&created.id).await;
+    let update = clients
+        .images
+        .update(compute::UpdateImageRequest {
+            image_id: image_id.clone(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into()],
+            }),
+            description: "changed".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("updating")
+        .into_inner();
+    let delete = clients
+        .images
+        .delete(compute::DeleteImageRequest { image_id })
+        .await
+        .expect("deleting")
+        .into_inner();
+    clients.wait(&delete.id).await;
+    let updated = clients.wait(&update.id).await;
+    match &updated.result {
+        Some(Outcome::Error(status)) => assert_eq!(status.code, Code::NotFound as i32),
+        other => panic!("expected NOT_FOUND, got {other:?}"),
+    }
+    app.stop().await;
+}
