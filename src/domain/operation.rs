@@ -103,11 +103,37 @@ impl OperationKind {
         }
     }
 
+    /// The full name of its metadata message. All four hold only `image_id`
+    /// (field 1), so their encodings are alike; the type is what differs.
+    pub fn metadata_type(self) -> &'static str {
+        match self {
+            Self::CreateComputeImage => "yandex.cloud.compute.v1.CreateImageMetadata",
+            Self::UpdateComputeImage => "yandex.cloud.compute.v1.UpdateImageMetadata",
+            Self::DeleteComputeImage => "yandex.cloud.compute.v1.DeleteImageMetadata",
+            Self::DeleteContainerImage => "yandex.cloud.containerregistry.v1.DeleteImageMetadata",
+        }
+    }
+
+    /// The id prefix of its operations: the API's, like its images'.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Self::DeleteContainerImage => CONTAINER_PREFIX,
+            _ => COMPUTE_PREFIX,
+        }
+    }
+
     /// Whether Cancel can still stop it (a Create rolls back; the others are
     /// as good as done once accepted).
     pub fn cancellable(self) -> bool {
         self == Self::CreateComputeImage
     }
+}
+
+/// The metadata of every image operation: `{image_id = 1}`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ImageMetadata {
+    #[prost(string, tag = "1")]
+    image_id: String,
 }
 
 /// An operation as a backend keeps it: the API's `Operation` plus what the
@@ -134,19 +160,23 @@ pub struct StoredOperation {
 }
 
 impl StoredOperation {
-    /// A started operation: not done, its metadata set.
+    /// A started operation: a new id, not done, its metadata naming the image.
     pub fn start(
-        id: String,
         kind: OperationKind,
         (image_id, folder_id): (&str, &str),
-        metadata: Any,
         created_by: &str,
         now: Timestamp,
         done_at: Timestamp,
     ) -> Self {
+        let metadata = pack(
+            kind.metadata_type(),
+            &ImageMetadata {
+                image_id: image_id.to_owned(),
+            },
+        );
         Self {
             operation: Operation {
-                id,
+                id: new_id(kind.id_prefix()),
                 description: kind.description().to_owned(),
                 created_at: Some(now),
                 created_by: created_by.to_owned(),
@@ -263,14 +293,21 @@ mod tests {
         let later = later(&t, std::time::Duration::from_millis(200));
         assert_eq!((later.seconds, later.nanos), (11, 100_000_000));
         let mut op = StoredOperation::start(
-            "fd8op".into(),
             OperationKind::CreateComputeImage,
             ("fd8img", "b1gfolder"),
-            pack("x.Y", &()),
             "ci",
             t,
             later,
         );
+        let metadata = op.operation.metadata.clone().unwrap();
+        assert_eq!(
+            metadata.type_url,
+            "type.googleapis.com/yandex.cloud.compute.v1.CreateImageMetadata"
+        );
+        let decoded =
+            crate::proto::compute::CreateImageMetadata::decode(metadata.value.as_slice()).unwrap();
+        assert_eq!(decoded.image_id, "fd8img");
+        assert!(op.id().starts_with("fd8"));
         assert!(!op.due(&t));
         assert!(op.due(&later));
         op.finish(

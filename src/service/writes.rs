@@ -19,16 +19,15 @@ use super::authorize::folder_of_repository;
 use crate::domain::ImageId;
 use crate::domain::access::{Action, Caller, authorize_to};
 use crate::domain::operation::{
-    self, COMPUTE_PREFIX, CONTAINER_PREFIX, IdempotencyKey, OperationKind, StoredOperation,
+    self, COMPUTE_PREFIX, IdempotencyKey, OperationKind, StoredOperation,
 };
 use crate::domain::page::check_paging;
 use crate::domain::write::{ImageSource, ImageUpdate, NewImage};
 use crate::error::ApiError;
 use crate::proto::Timestamp;
 use crate::proto::compute::{
-    self, CreateImageMetadata, CreateImageRequest, DeleteImageMetadata, DeleteImageRequest,
-    ListImageOperationsRequest, ListImageOperationsResponse, Os, UpdateImageMetadata,
-    UpdateImageRequest, image, os,
+    self, CreateImageRequest, DeleteImageRequest, ListImageOperationsRequest,
+    ListImageOperationsResponse, Os, UpdateImageRequest, image, os,
 };
 use crate::proto::container_registry;
 use crate::proto::operation::operation::Result as Outcome;
@@ -81,6 +80,13 @@ pub struct Writes {
     settings: WriteSettings,
     /// Itself, for the timers that finish operations (which must not keep it alive).
     this: Weak<Writes>,
+}
+
+/// A write's start: its transaction and key, or the operation its key
+/// started before.
+enum Opened<'a> {
+    New(Box<dyn WriteTransaction + 'a>, Option<IdempotencyKey>),
+    Repeat(Operation),
 }
 
 /// Who asks, as the writes need it.
@@ -159,12 +165,10 @@ impl Writes {
         let asker = Asker { caller };
         let new = NewImage::parse(request)?;
         asker.may(Action::Write, new.folder_id.as_str())?;
-        let key = asker.key(CREATE, idempotency_key)?;
-        let mut tx = self.store.begin().await.map_err(failed)?;
-        if let Some(started) = self.started_before(tx.as_mut(), key.as_ref()).await? {
-            tx.commit().await.map_err(failed)?;
-            return Ok(started);
-        }
+        let (mut tx, key) = match self.open(&asker, CREATE, idempotency_key).await? {
+            Opened::New(tx, key) => (tx, key),
+            Opened::Repeat(started) => return Ok(started),
+        };
         let source = match &new.source {
             ImageSource::Image(id) => {
                 let source = tx
@@ -180,28 +184,15 @@ impl Writes {
         let folder = new.folder_id.as_str();
         let name = new.request.name.clone();
         check_name_free(tx.as_mut(), folder, &name, "").await?;
-        let now = operation::now();
-        let image = new_image(&new, source.as_ref(), now);
-        let mut started = StoredOperation::start(
-            operation::new_id(COMPUTE_PREFIX),
+        let image = new_image(&new, source.as_ref(), operation::now());
+        let mut started = self.new_operation(
             OperationKind::CreateComputeImage,
             (&image.id, folder),
-            operation::pack(
-                "yandex.cloud.compute.v1.CreateImageMetadata",
-                &CreateImageMetadata {
-                    image_id: image.id.clone(),
-                },
-            ),
-            asker.subject(),
-            now,
-            operation::later(&now, self.operation_time()),
+            &asker,
         );
         started.failure = creation_failure(&new.source);
         tx.put_compute_image(&image).await.map_err(failed)?;
-        tx.put_operation(&started, key.as_ref())
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        self.commit_started(tx, &started, key.as_ref()).await?;
         tracing::Span::current().record("image_id", image.id.as_str());
         Ok(self.started(started))
     }
@@ -215,12 +206,10 @@ impl Writes {
     ) -> Result<Operation, ApiError> {
         let asker = Asker { caller };
         let update = ImageUpdate::parse(request)?;
-        let key = asker.key(UPDATE, idempotency_key)?;
-        let mut tx = self.store.begin().await.map_err(failed)?;
-        if let Some(started) = self.started_before(tx.as_mut(), key.as_ref()).await? {
-            tx.commit().await.map_err(failed)?;
-            return Ok(started);
-        }
+        let (mut tx, key) = match self.open(&asker, UPDATE, idempotency_key).await? {
+            Opened::New(tx, key) => (tx, key),
+            Opened::Repeat(started) => return Ok(started),
+        };
         let mut image = existing_image(tx.as_mut(), &update.image_id).await?;
         asker.may(Action::Write, &image.folder_id)?;
         settled(&image)?;
@@ -230,26 +219,13 @@ impl Writes {
             }
         }
         apply_update(&mut image, update);
-        let now = operation::now();
-        let started = StoredOperation::start(
-            operation::new_id(COMPUTE_PREFIX),
+        let started = self.new_operation(
             OperationKind::UpdateComputeImage,
             (&image.id, &image.folder_id),
-            operation::pack(
-                "yandex.cloud.compute.v1.UpdateImageMetadata",
-                &UpdateImageMetadata {
-                    image_id: image.id.clone(),
-                },
-            ),
-            asker.subject(),
-            now,
-            operation::later(&now, self.operation_time()),
+            &asker,
         );
         tx.put_compute_image(&image).await.map_err(failed)?;
-        tx.put_operation(&started, key.as_ref())
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        self.commit_started(tx, &started, key.as_ref()).await?;
         Ok(self.started(started))
     }
 
@@ -263,36 +239,21 @@ impl Writes {
     ) -> Result<Operation, ApiError> {
         let asker = Asker { caller };
         let id = ImageId::parse("image_id", request.image_id)?;
-        let key = asker.key(DELETE, idempotency_key)?;
-        let mut tx = self.store.begin().await.map_err(failed)?;
-        if let Some(started) = self.started_before(tx.as_mut(), key.as_ref()).await? {
-            tx.commit().await.map_err(failed)?;
-            return Ok(started);
-        }
+        let (mut tx, key) = match self.open(&asker, DELETE, idempotency_key).await? {
+            Opened::New(tx, key) => (tx, key),
+            Opened::Repeat(started) => return Ok(started),
+        };
         let mut image = existing_image(tx.as_mut(), &id).await?;
         asker.may(Action::Write, &image.folder_id)?;
         settled(&image)?;
         image.status = image::Status::Deleting as i32;
-        let now = operation::now();
-        let started = StoredOperation::start(
-            operation::new_id(COMPUTE_PREFIX),
+        let started = self.new_operation(
             OperationKind::DeleteComputeImage,
             (&image.id, &image.folder_id),
-            operation::pack(
-                "yandex.cloud.compute.v1.DeleteImageMetadata",
-                &DeleteImageMetadata {
-                    image_id: image.id.clone(),
-                },
-            ),
-            asker.subject(),
-            now,
-            operation::later(&now, self.operation_time()),
+            &asker,
         );
         tx.put_compute_image(&image).await.map_err(failed)?;
-        tx.put_operation(&started, key.as_ref())
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        self.commit_started(tx, &started, key.as_ref()).await?;
         Ok(self.started(started))
     }
 
@@ -305,12 +266,10 @@ impl Writes {
     ) -> Result<Operation, ApiError> {
         let asker = Asker { caller };
         let id = ImageId::parse("image_id", request.image_id)?;
-        let key = asker.key(DELETE_CONTAINER, idempotency_key)?;
-        let mut tx = self.store.begin().await.map_err(failed)?;
-        if let Some(started) = self.started_before(tx.as_mut(), key.as_ref()).await? {
-            tx.commit().await.map_err(failed)?;
-            return Ok(started);
-        }
+        let (mut tx, key) = match self.open(&asker, DELETE_CONTAINER, idempotency_key).await? {
+            Opened::New(tx, key) => (tx, key),
+            Opened::Repeat(started) => return Ok(started),
+        };
         let image = tx
             .container_image(id.as_str())
             .await
@@ -322,25 +281,12 @@ impl Writes {
         if let Some(caller) = caller {
             authorize_to(caller, Action::Write, folder.as_deref())?;
         }
-        let now = operation::now();
-        let started = StoredOperation::start(
-            operation::new_id(CONTAINER_PREFIX),
+        let started = self.new_operation(
             OperationKind::DeleteContainerImage,
             (&image.id, folder.as_deref().unwrap_or_default()),
-            operation::pack(
-                "yandex.cloud.containerregistry.v1.DeleteImageMetadata",
-                &container_registry::DeleteImageMetadata {
-                    image_id: image.id.clone(),
-                },
-            ),
-            asker.subject(),
-            now,
-            operation::later(&now, self.operation_time()),
+            &asker,
         );
-        tx.put_operation(&started, key.as_ref())
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        self.commit_started(tx, &started, key.as_ref()).await?;
         Ok(self.started(started))
     }
 
@@ -419,6 +365,46 @@ impl Writes {
             operations: page.operations.into_iter().map(|o| o.operation).collect(),
             next_page_token: page.continues_after.unwrap_or_default(),
         })
+    }
+
+    /// A write's transaction, or the operation its idempotency key started
+    /// before (then nothing else is done).
+    async fn open(
+        &self,
+        asker: &Asker<'_>,
+        method: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Opened<'_>, ApiError> {
+        let key = asker.key(method, idempotency_key)?;
+        let mut tx = self.store.begin().await.map_err(failed)?;
+        if let Some(started) = self.started_before(tx.as_mut(), key.as_ref()).await? {
+            tx.commit().await.map_err(failed)?;
+            return Ok(Opened::Repeat(started));
+        }
+        Ok(Opened::New(tx, key))
+    }
+
+    /// A new operation of `kind` about `image`, started now by `asker`.
+    fn new_operation(
+        &self,
+        kind: OperationKind,
+        image: (&str, &str),
+        asker: &Asker<'_>,
+    ) -> StoredOperation {
+        let now = operation::now();
+        let done_at = operation::later(&now, self.operation_time());
+        StoredOperation::start(kind, image, asker.subject(), now, done_at)
+    }
+
+    /// Stores `started` (named by `key`) and commits the write.
+    async fn commit_started(
+        &self,
+        mut tx: Box<dyn WriteTransaction + '_>,
+        started: &StoredOperation,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<(), ApiError> {
+        tx.put_operation(started, key).await.map_err(failed)?;
+        tx.commit().await.map_err(failed)
     }
 
     /// The operation `key` started, in its current state, when the key is known.
