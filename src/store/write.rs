@@ -69,6 +69,21 @@ pub struct OperationPage {
     pub continues_after: Option<String>,
 }
 
+impl OperationPage {
+    /// The page of `found`, which holds up to one operation more than `limit`
+    /// when more follow.
+    pub fn of(found: Vec<StoredOperation>, limit: usize) -> Self {
+        let (operations, more) = super::split_extra(found, limit);
+        let continues_after = more
+            .then(|| operations.last().map(|op| op.id().to_owned()))
+            .flatten();
+        Self {
+            operations,
+            continues_after,
+        }
+    }
+}
+
 /// A backend that takes writes.
 #[async_trait]
 pub trait WriteRepository: Send + Sync + 'static {

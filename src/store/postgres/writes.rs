@@ -16,8 +16,8 @@ use super::pool::query_error;
 use crate::domain::operation::{IdempotencyKey, StoredOperation};
 use crate::proto::Timestamp;
 use crate::proto::{compute, container_registry};
+use crate::store::RepositoryError;
 use crate::store::write::{OperationPage, WriteRepository, WriteTransaction};
-use crate::store::{RepositoryError, split_extra};
 
 /// The advisory lock class of write scopes (the migrations use another);
 /// the second key is the scope's hash, per schema like the migrations' lock.
@@ -297,14 +297,7 @@ impl WriteRepository for PostgresRepository {
             .iter()
             .map(|row| decode::<StoredOperation>(row, "an operation"))
             .collect::<Result<Vec<_>, _>>()?;
-        let (operations, more) = split_extra(found, limit);
-        let continues_after = more
-            .then(|| operations.last().map(|op| op.id().to_owned()))
-            .flatten();
-        Ok(OperationPage {
-            operations,
-            continues_after,
-        })
+        Ok(OperationPage::of(found, limit))
     }
 
     async fn pending_operations(&self) -> Result<Vec<String>, RepositoryError> {

@@ -648,14 +648,7 @@ where
             .filter_map(|id| state.operations.get(id))
             .map(|op| StoredOperation::clone(op))
             .collect();
-        let (operations, more) = super::split_extra(found, limit);
-        let continues_after = more
-            .then(|| operations.last().map(|op| op.id().to_owned()))
-            .flatten();
-        Ok(OperationPage {
-            operations,
-            continues_after,
-        })
+        Ok(OperationPage::of(found, limit))
     }
 
     async fn pending_operations(&self) -> Result<Vec<String>, RepositoryError> {
