@@ -46,6 +46,7 @@ macro_rules! string_newtype {
 }
 
 pub mod access;
+pub mod bindings;
 pub mod compute;
 pub mod container;
 pub mod encoded;

@@ -92,6 +92,8 @@ pub enum OperationKind {
     UpdateComputeImage = 1,
     DeleteComputeImage = 2,
     DeleteContainerImage = 3,
+    SetAccessBindings = 4,
+    UpdateAccessBindings = 5,
 }
 
 impl OperationKind {
@@ -100,6 +102,8 @@ impl OperationKind {
             Self::CreateComputeImage => "Create image",
             Self::UpdateComputeImage => "Update image",
             Self::DeleteComputeImage | Self::DeleteContainerImage => "Delete image",
+            Self::SetAccessBindings => "Set access bindings",
+            Self::UpdateAccessBindings => "Update access bindings",
         }
     }
 
@@ -111,6 +115,9 @@ impl OperationKind {
             Self::UpdateComputeImage => "yandex.cloud.compute.v1.UpdateImageMetadata",
             Self::DeleteComputeImage => "yandex.cloud.compute.v1.DeleteImageMetadata",
             Self::DeleteContainerImage => "yandex.cloud.containerregistry.v1.DeleteImageMetadata",
+            // `resource_id`, also field 1.
+            Self::SetAccessBindings => "yandex.cloud.access.SetAccessBindingsMetadata",
+            Self::UpdateAccessBindings => "yandex.cloud.access.UpdateAccessBindingsMetadata",
         }
     }
 
@@ -157,6 +164,10 @@ pub struct StoredOperation {
     /// The folder of the image, for authorization (the image may be gone).
     #[prost(string, tag = "6")]
     pub folder_id: String,
+    /// The response, when it is known at the start (the access-binding
+    /// writes' effective deltas).
+    #[prost(message, optional, tag = "7")]
+    pub response: Option<Any>,
 }
 
 impl StoredOperation {
@@ -187,6 +198,7 @@ impl StoredOperation {
             },
             image_id: image_id.to_owned(),
             folder_id: folder_id.to_owned(),
+            response: None,
             kind: kind as i32,
             done_at: Some(done_at),
             failure: None,

@@ -8,7 +8,10 @@ use crate::proto::compute::{
     CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest,
     ListImageOperationsRequest, UpdateImageRequest,
 };
-use crate::service::writes::{CREATE, DELETE, UPDATE};
+use crate::proto::yandex::cloud::access::{
+    ListAccessBindingsRequest, SetAccessBindingsRequest, UpdateAccessBindingsRequest,
+};
+use crate::service::writes::{CREATE, DELETE, SET_ACCESS_BINDINGS, UPDATE, UPDATE_ACCESS_BINDINGS};
 use crate::service::{ComputeImages, Writes};
 
 /// The generated server stands only for the service's name (routing needs it).
@@ -18,6 +21,7 @@ pub const GET: &str = "/yandex.cloud.compute.v1.ImageService/Get";
 const LIST: &str = "/yandex.cloud.compute.v1.ImageService/List";
 const GET_LATEST_BY_FAMILY: &str = "/yandex.cloud.compute.v1.ImageService/GetLatestByFamily";
 const LIST_OPERATIONS: &str = "/yandex.cloud.compute.v1.ImageService/ListOperations";
+const LIST_ACCESS_BINDINGS: &str = "/yandex.cloud.compute.v1.ImageService/ListAccessBindings";
 
 /// The compute ImageService, decoding requests of at most `max` bytes; its
 /// writes when `writes` is given (else they answer UNIMPLEMENTED).
@@ -61,6 +65,33 @@ pub fn server(
                 |s, caller, key, r: DeleteImageRequest| async move {
                     s.delete(caller.as_deref(), key.as_deref(), r).await
                 },
+            ),
+            write_method(
+                SET_ACCESS_BINDINGS,
+                max,
+                writes.clone(),
+                |s, caller, key, r: SetAccessBindingsRequest| async move {
+                    s.set_access_bindings(caller.as_deref(), key.as_deref(), r)
+                        .await
+                },
+            ),
+            write_method(
+                UPDATE_ACCESS_BINDINGS,
+                max,
+                writes.clone(),
+                |s, caller, key, r: UpdateAccessBindingsRequest| async move {
+                    s.update_access_bindings(caller.as_deref(), key.as_deref(), r)
+                        .await
+                },
+            ),
+            method(
+                LIST_ACCESS_BINDINGS,
+                max,
+                writes.clone(),
+                |s, caller, r: ListAccessBindingsRequest| async move {
+                    s.list_access_bindings(caller.as_deref(), r).await
+                },
+                std::convert::identity,
             ),
             method(
                 LIST_OPERATIONS,

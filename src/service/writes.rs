@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::authorize::folder_of_repository;
 use crate::domain::ImageId;
 use crate::domain::access::{Action, Caller, authorize_to};
+use crate::domain::bindings::{self, ListBindings};
 use crate::domain::operation::{
     self, COMPUTE_PREFIX, IdempotencyKey, OperationKind, StoredOperation,
 };
@@ -32,6 +33,10 @@ use crate::proto::compute::{
 use crate::proto::container_registry;
 use crate::proto::operation::operation::Result as Outcome;
 use crate::proto::operation::{CancelOperationRequest, GetOperationRequest, Operation};
+use crate::proto::yandex::cloud::access::{
+    AccessBinding, AccessBindingDelta, AccessBindingsOperationResult, ListAccessBindingsRequest,
+    ListAccessBindingsResponse, SetAccessBindingsRequest, UpdateAccessBindingsRequest,
+};
 use crate::store::{ContainerImageRepository, RepositoryError, WriteRepository, WriteTransaction};
 
 /// The gRPC paths of the writes: what an idempotency key is scoped to.
@@ -39,6 +44,9 @@ pub const CREATE: &str = "/yandex.cloud.compute.v1.ImageService/Create";
 pub const UPDATE: &str = "/yandex.cloud.compute.v1.ImageService/Update";
 pub const DELETE: &str = "/yandex.cloud.compute.v1.ImageService/Delete";
 pub const DELETE_CONTAINER: &str = "/yandex.cloud.containerregistry.v1.ImageService/Delete";
+pub const SET_ACCESS_BINDINGS: &str = "/yandex.cloud.compute.v1.ImageService/SetAccessBindings";
+pub const UPDATE_ACCESS_BINDINGS: &str =
+    "/yandex.cloud.compute.v1.ImageService/UpdateAccessBindings";
 
 /// How long an operation runs when no duration is set; an OperationService.Get
 /// finishes it earlier.
@@ -367,6 +375,106 @@ impl Writes {
         })
     }
 
+    /// ListAccessBindings: a page of the image's bindings, in the order added.
+    pub async fn list_access_bindings(
+        &self,
+        caller: Option<&Caller>,
+        request: ListAccessBindingsRequest,
+    ) -> Result<ListAccessBindingsResponse, ApiError> {
+        let list = ListBindings::parse(request)?;
+        let mut tx = self.store.begin().await.map_err(failed)?;
+        let image = existing_image_by_id(tx.as_mut(), &list.resource_id).await;
+        let bindings = tx.access_bindings(&list.resource_id).await.map_err(failed);
+        tx.commit().await.map_err(failed)?;
+        let (image, bindings) = (image?, bindings?);
+        if let Some(caller) = caller {
+            authorize_to(caller, Action::Read, Some(&image.folder_id))?;
+        }
+        let end = list.offset.saturating_add(list.size).min(bindings.len());
+        let page = bindings.get(list.offset..end).unwrap_or_default().to_vec();
+        let next_page_token = if end < bindings.len() {
+            end.to_string()
+        } else {
+            String::new()
+        };
+        Ok(ListAccessBindingsResponse {
+            access_bindings: page,
+            next_page_token,
+        })
+    }
+
+    /// SetAccessBindings: the image's bindings replaced; the operation's
+    /// response says what effectively changed.
+    pub async fn set_access_bindings(
+        &self,
+        caller: Option<&Caller>,
+        idempotency_key: Option<&str>,
+        request: SetAccessBindingsRequest,
+    ) -> Result<Operation, ApiError> {
+        let (image_id, next) = bindings::parse_set(request)?;
+        self.change_bindings(
+            caller,
+            idempotency_key,
+            SET_ACCESS_BINDINGS,
+            image_id,
+            |current| bindings::set_deltas(current, &next),
+        )
+        .await
+    }
+
+    /// UpdateAccessBindings: deltas applied in order; the response holds the
+    /// ones that changed something.
+    pub async fn update_access_bindings(
+        &self,
+        caller: Option<&Caller>,
+        idempotency_key: Option<&str>,
+        request: UpdateAccessBindingsRequest,
+    ) -> Result<Operation, ApiError> {
+        let (image_id, deltas) = bindings::parse_update(request)?;
+        self.change_bindings(
+            caller,
+            idempotency_key,
+            UPDATE_ACCESS_BINDINGS,
+            image_id,
+            |current| bindings::apply_deltas(current, &deltas),
+        )
+        .await
+    }
+
+    async fn change_bindings(
+        &self,
+        caller: Option<&Caller>,
+        idempotency_key: Option<&str>,
+        method: &str,
+        image_id: String,
+        change: impl FnOnce(&[AccessBinding]) -> (Vec<AccessBinding>, Vec<AccessBindingDelta>),
+    ) -> Result<Operation, ApiError> {
+        let asker = Asker { caller };
+        let (mut tx, key) = match self.open(&asker, method, idempotency_key).await? {
+            Opened::New(tx, key) => (tx, key),
+            Opened::Repeat(started) => return Ok(started),
+        };
+        let image = existing_image_by_id(tx.as_mut(), &image_id).await?;
+        asker.may(Action::Write, &image.folder_id)?;
+        let current = tx.access_bindings(&image.id).await.map_err(failed)?;
+        let (next, effective_deltas) = change(&current);
+        tx.put_access_bindings(&image.id, &next)
+            .await
+            .map_err(failed)?;
+        let kind = if method == SET_ACCESS_BINDINGS {
+            OperationKind::SetAccessBindings
+        } else {
+            OperationKind::UpdateAccessBindings
+        };
+        let mut started = self.new_operation(kind, (&image.id, &image.folder_id), &asker);
+        started.response = Some(operation::pack(
+            "yandex.cloud.access.AccessBindingsOperationResult",
+            &AccessBindingsOperationResult { effective_deltas },
+        ));
+        self.commit_started(tx, &started, key.as_ref()).await?;
+        Ok(self.started(started))
+    }
+
     /// A write's transaction, or the operation its idempotency key started
     /// before (then nothing else is done).
     async fn open(
@@ -512,6 +620,15 @@ impl Writes {
             (OperationKind::DeleteContainerImage, None) => {
                 tx.delete_container_image(&image_id).await.map_err(failed)?;
                 Outcome::Response(empty_response())
+            }
+            // Applied when accepted; the effective deltas were kept then.
+            (OperationKind::SetAccessBindings | OperationKind::UpdateAccessBindings, None) => {
+                Outcome::Response(running.response.clone().unwrap_or_else(|| {
+                    operation::pack(
+                        "yandex.cloud.access.AccessBindingsOperationResult",
+                        &AccessBindingsOperationResult::default(),
+                    )
+                }))
             }
         };
         running.finish(outcome, operation::now());

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::RepositoryError;
 use crate::domain::operation::{IdempotencyKey, StoredOperation};
 use crate::proto::Timestamp;
+use crate::proto::yandex::cloud::access::AccessBinding;
 use crate::proto::{compute, container_registry};
 
 /// One atomic change: nothing it wrote is seen by anyone until [`commit`]
@@ -56,6 +57,18 @@ pub trait WriteTransaction: Send {
         &mut self,
         operation: &StoredOperation,
         key: Option<&IdempotencyKey>,
+    ) -> Result<(), RepositoryError>;
+
+    /// The access bindings of an image, in the order they were added.
+    async fn access_bindings(
+        &mut self,
+        image_id: &str,
+    ) -> Result<Vec<AccessBinding>, RepositoryError>;
+
+    async fn put_access_bindings(
+        &mut self,
+        image_id: &str,
+        bindings: &[AccessBinding],
     ) -> Result<(), RepositoryError>;
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;

@@ -17,6 +17,9 @@ use image_service::proto::compute::image_service_client::ImageServiceClient;
 use image_service::proto::compute::{self, image::Status};
 use image_service::proto::operation::operation_service_client::OperationServiceClient;
 use image_service::proto::operation::{GetOperationRequest, Operation};
+use image_service::proto::yandex::cloud::access::{
+    AccessBinding, ListAccessBindingsRequest, SetAccessBindingsRequest, Subject,
+};
 use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
@@ -222,8 +225,9 @@ async fn acknowledged_writes_survive_kill_on_postgres() {
     acknowledged_writes_survive_kill(&["--database-url", &schema.url]).await;
 }
 
-/// A graceful restart on the same data directory: the same images and
-/// operations, and a key used before still names its operation.
+/// A graceful restart on the same data directory: the same images,
+/// operations and access bindings, and a key used before still names its
+/// operation.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_keeps_writes_and_idempotency_keys() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -245,6 +249,22 @@ async fn a_restart_keeps_writes_and_idempotency_keys() {
     };
     let first = images.create(create()).await.expect("created").into_inner();
     let image = image_of(&first);
+    let viewer = AccessBinding {
+        role_id: "viewer".into(),
+        subject: Some(Subject {
+            id: "aje-kept".into(),
+            r#type: "userAccount".into(),
+        }),
+    };
+    let mut operations = OperationServiceClient::new(connect(&server.addr).await);
+    wait_done(&mut operations, &first.id).await;
+    images
+        .set_access_bindings(SetAccessBindingsRequest {
+            resource_id: image.clone(),
+            access_bindings: vec![viewer.clone()],
+        })
+        .await
+        .expect("binds");
     assert_eq!(server.terminate().code(), Some(0));
 
     let server = Server::start(&args);
@@ -267,5 +287,14 @@ async fn a_restart_keeps_writes_and_idempotency_keys() {
         .expect("kept")
         .into_inner();
     assert_eq!(found.name, "kept");
+    let bindings = images
+        .list_access_bindings(ListAccessBindingsRequest {
+            resource_id: image,
+            ..Default::default()
+        })
+        .await
+        .expect("lists")
+        .into_inner();
+    assert_eq!(bindings.access_bindings, [viewer], "bindings kept");
     server.terminate();
 }

@@ -259,7 +259,15 @@ async fn methods_not_built_answer_unimplemented_saying_so() {
     use image_service::proto::yandex::cloud::access::{
         ListAccessBindingsRequest, SetAccessBindingsRequest,
     };
-    let app = TestApp::demo().await;
+    // A backend without writes (an embedding program's) leaves the writes unserved.
+    let memory = image_service::store::MemoryRepository::new(
+        image_service::store::catalog::Catalog::demo().unwrap(),
+    );
+    let read_only = Repositories {
+        writes: None,
+        ..Repositories::in_memory(memory)
+    };
+    let app = TestApp::with_repositories(read_only).await;
     let mut client = ComputeClient::new(app.channel().await);
     let status = client
         .set_access_bindings(SetAccessBindingsRequest::default())
@@ -280,16 +288,6 @@ async fn methods_not_built_answer_unimplemented_saying_so() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(status.message().contains("ImageService/ListAccessBindings"));
-
-    // A backend without writes (an embedding program's) leaves the writes unserved.
-    let memory = image_service::store::MemoryRepository::new(
-        image_service::store::catalog::Catalog::demo().unwrap(),
-    );
-    let read_only = Repositories {
-        writes: None,
-        ..Repositories::in_memory(memory)
-    };
-    let app = TestApp::with_repositories(read_only).await;
     let status = RegistryClient::new(app.channel().await)
         .delete(container_registry::DeleteImageRequest {
             image_id: "x".into(),

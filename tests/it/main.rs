@@ -6,6 +6,7 @@ mod common;
 mod list_support;
 mod pg_support;
 
+mod access_bindings;
 mod architecture;
 mod auth;
 mod auth_binary;

@@ -165,7 +165,15 @@ async fn unknown_path_and_wrong_method() {
 
 #[tokio::test]
 async fn declared_but_unbuilt_calls_are_501() {
-    let app = TestApp::demo().await;
+    // Writes are declared; a backend without them doesn't serve them.
+    let memory = image_service::store::MemoryRepository::new(
+        image_service::store::catalog::Catalog::demo().unwrap(),
+    );
+    let app = TestApp::with_repositories(image_service::store::Repositories {
+        writes: None,
+        ..image_service::store::Repositories::in_memory(memory)
+    })
+    .await;
     let response = client()
         .post(app.http_url("/compute/v1/images/fd8x:setAccessBindings"))
         .body(r#"{"accessBindings": []}"#)

@@ -98,6 +98,16 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at_seconds, created_at_nanos);
 "#,
     },
+    Migration {
+        version: 3,
+        name: "access bindings of images",
+        sql: r#"
+CREATE TABLE access_bindings (
+    image_id TEXT COLLATE "C" PRIMARY KEY,
+    body BYTEA NOT NULL
+);
+"#,
+    },
 ];
 
 /// Applies the migrations the database lacks, in order; returns how many.

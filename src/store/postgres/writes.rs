@@ -15,6 +15,7 @@ use super::catalog_io::insert_compute;
 use super::pool::query_error;
 use crate::domain::operation::{IdempotencyKey, StoredOperation};
 use crate::proto::Timestamp;
+use crate::proto::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::proto::{compute, container_registry};
 use crate::store::RepositoryError;
 use crate::store::write::{OperationPage, WriteRepository, WriteTransaction};
@@ -225,6 +226,42 @@ impl WriteTransaction for PostgresTransaction {
             .await?;
         }
         Ok(())
+    }
+
+    async fn access_bindings(
+        &mut self,
+        image_id: &str,
+    ) -> Result<Vec<AccessBinding>, RepositoryError> {
+        let rows = self
+            .query(
+                "SELECT body FROM access_bindings WHERE image_id = $1 FOR UPDATE",
+                &[&image_id],
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => {
+                Ok(decode::<ListAccessBindingsResponse>(row, "access bindings")?.access_bindings)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn put_access_bindings(
+        &mut self,
+        image_id: &str,
+        bindings: &[AccessBinding],
+    ) -> Result<(), RepositoryError> {
+        let body = ListAccessBindingsResponse {
+            access_bindings: bindings.to_vec(),
+            next_page_token: String::new(),
+        }
+        .encode_to_vec();
+        self.execute(
+            "INSERT INTO access_bindings (image_id, body) VALUES ($1, $2) \
+             ON CONFLICT (image_id) DO UPDATE SET body = excluded.body",
+            &[&image_id, &body],
+        )
+        .await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), RepositoryError> {

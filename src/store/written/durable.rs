@@ -23,6 +23,9 @@ const OPERATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("operation
 /// By subject, method and key (joined by NUL, which none of them holds).
 const IDEMPOTENCY_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency_keys");
 
+/// Per image, its access bindings (a `ListAccessBindingsResponse` encoding).
+const ACCESS_BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("access_bindings");
+
 const IMAGE: u8 = 1;
 const DELETED: u8 = 0;
 
@@ -51,6 +54,10 @@ pub enum Change {
     },
     KeyExpired {
         key: IdempotencyKey,
+    },
+    Bindings {
+        image_id: String,
+        encoded: Bytes,
     },
 }
 
@@ -110,6 +117,7 @@ impl DurableLog {
             tx.open_table(CONTAINER_DELETED)?;
             tx.open_table(OPERATIONS)?;
             tx.open_table(IDEMPOTENCY_KEYS)?;
+            tx.open_table(ACCESS_BINDINGS)?;
             tx.commit()?;
             Ok(())
         })();
@@ -200,6 +208,14 @@ impl DurableLog {
                 at: record.at.unwrap_or_default(),
             });
         }
+        let bindings = tx.open_table(ACCESS_BINDINGS).map_err(|e| fail(e.into()))?;
+        for entry in bindings.iter().map_err(|e| fail(e.into()))? {
+            let (id, value) = entry.map_err(|e| fail(e.into()))?;
+            changes.push(Change::Bindings {
+                image_id: id.value().to_owned(),
+                encoded: Bytes::copy_from_slice(value.value()),
+            });
+        }
         Ok(changes)
     }
 
@@ -224,6 +240,7 @@ impl DurableLog {
             let mut keys = tx
                 .open_table(IDEMPOTENCY_KEYS)
                 .map_err(|e| fail(e.into()))?;
+            let mut bindings = tx.open_table(ACCESS_BINDINGS).map_err(|e| fail(e.into()))?;
             for change in changes {
                 match change {
                     Change::ComputeImage { id, folder, image } => {
@@ -264,6 +281,11 @@ impl DurableLog {
                     }
                     Change::KeyExpired { key } => {
                         keys.remove(key_text(key).as_str())
+                            .map_err(|e| fail(e.into()))?;
+                    }
+                    Change::Bindings { image_id, encoded } => {
+                        bindings
+                            .insert(image_id.as_str(), encoded.as_ref())
                             .map_err(|e| fail(e.into()))?;
                     }
                 }

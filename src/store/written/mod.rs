@@ -39,6 +39,7 @@ use crate::domain::operation::{IdempotencyKey, StoredOperation};
 use crate::domain::page::PageRequest;
 use crate::domain::{FolderId, ImageId};
 use crate::proto::Timestamp;
+use crate::proto::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::proto::{compute, container_registry};
 use durable::{Change, DurableLog};
 
@@ -74,6 +75,8 @@ pub struct State {
     image_operations: Map<Arc<str>, imbl::Vector<Arc<str>>>,
     pending: Set<Arc<str>>,
     keys: Map<IdempotencyKey, KeyUse>,
+    /// Per image, its access bindings as a `ListAccessBindingsResponse` encoding.
+    bindings: Map<Arc<str>, Bytes>,
 }
 
 impl State {
@@ -146,6 +149,10 @@ impl State {
             }
             Change::KeyExpired { key } => {
                 self.keys.remove(key);
+            }
+            Change::Bindings { image_id, encoded } => {
+                self.bindings
+                    .insert(image_id.as_str().into(), encoded.clone());
             }
         }
         Ok(())
@@ -559,6 +566,37 @@ where
             self.changes.push(change);
         }
         self.draft.put_operation(operation.clone());
+        Ok(())
+    }
+
+    async fn access_bindings(
+        &mut self,
+        image_id: &str,
+    ) -> Result<Vec<AccessBinding>, RepositoryError> {
+        match self.draft.bindings.get(image_id) {
+            Some(encoded) => Ok(decode::<ListAccessBindingsResponse>(encoded)?.access_bindings),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn put_access_bindings(
+        &mut self,
+        image_id: &str,
+        bindings: &[AccessBinding],
+    ) -> Result<(), RepositoryError> {
+        let encoded = Bytes::from(
+            ListAccessBindingsResponse {
+                access_bindings: bindings.to_vec(),
+                next_page_token: String::new(),
+            }
+            .encode_to_vec(),
+        );
+        let change = Change::Bindings {
+            image_id: image_id.to_owned(),
+            encoded,
+        };
+        self.draft.apply(&change)?;
+        self.changes.push(change);
         Ok(())
     }
 
