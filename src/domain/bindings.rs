@@ -257,10 +257,10 @@ mod tests {
         let remove = |x: &AccessBinding| delta(AccessBindingAction::Remove, x);
         let (after, effective) = apply_deltas(
             &[a.clone(), b.clone()],
-            &[add(&a), add(&c), remove(&b), remove(&c.clone()), remove(&b)],
+            &[add(&a), add(&c), remove(&b), remove(&c), remove(&b)],
         );
         // a kept (its ADD changed nothing), c added then removed, b removed once.
-        assert_eq!(after, [a.clone()]);
+        assert_eq!(after, std::slice::from_ref(&a));
         assert_eq!(effective, [add(&c), remove(&b), remove(&c)]);
         let (set, effective) =
             set_deltas(&[a.clone(), b.clone()], &[b.clone(), c.clone(), c.clone()]);
