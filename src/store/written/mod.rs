@@ -162,7 +162,8 @@ impl State {
 /// The catalog with the writes over it; `B` serves the catalog (swapped on reload).
 pub struct WrittenCatalog<B> {
     catalog: Arc<B>,
-    state: ArcSwap<State>,
+    /// Shared with the commits in flight, which publish to it (see `commit`).
+    state: Arc<ArcSwap<State>>,
     writer: Arc<Mutex<()>>,
     log: Option<DurableLog>,
 }
@@ -175,7 +176,7 @@ where
     pub fn in_memory(catalog: Arc<B>) -> Self {
         Self {
             catalog,
-            state: ArcSwap::from_pointee(State::default()),
+            state: Arc::new(ArcSwap::from_pointee(State::default())),
             writer: Arc::new(Mutex::new(())),
             log: None,
         }
@@ -189,7 +190,7 @@ where
         }
         Ok(Self {
             catalog,
-            state: ArcSwap::from_pointee(state),
+            state: Arc::new(ArcSwap::from_pointee(state)),
             writer: Arc::new(Mutex::new(())),
             log: Some(log),
         })
@@ -410,7 +411,7 @@ struct Transaction<'a, B> {
     written: &'a WrittenCatalog<B>,
     draft: State,
     changes: Vec<Change>,
-    _turn: OwnedMutexGuard<()>,
+    turn: OwnedMutexGuard<()>,
 }
 
 impl<B> Transaction<'_, B>
@@ -605,11 +606,24 @@ where
         if this.changes.is_empty() {
             return Ok(());
         }
-        if let Some(log) = &this.written.log {
-            log.append(this.changes).await?;
-        }
-        this.written.state.store(Arc::new(this.draft));
-        Ok(())
+        let Some(log) = this.written.log.clone() else {
+            this.written.state.store(Arc::new(this.draft));
+            return Ok(());
+        };
+        // Logged and published in a task of its own, holding the writers'
+        // turn: a caller that stops waiting (its deadline passed, it hung up)
+        // must not leave on disk a write that memory never served, nor let
+        // the next writer start from a state the log has moved past.
+        let state = this.written.state.clone();
+        let (draft, changes, turn) = (this.draft, this.changes, this.turn);
+        tokio::spawn(async move {
+            let _turn = turn;
+            log.append(changes).await?;
+            state.store(Arc::new(draft));
+            Ok(())
+        })
+        .await
+        .map_err(|err| RepositoryError::Internal(format!("the commit task failed: {err}")))?
     }
 }
 
@@ -649,7 +663,7 @@ where
             written: self,
             draft: State::clone(&self.state.load()),
             changes: Vec::new(),
-            _turn: turn,
+            turn,
         }))
     }
 
