@@ -33,7 +33,8 @@ use crate::store::catalog::{Catalog, CatalogError};
 use crate::store::postgres::{self, Database, DatabaseError};
 use crate::store::written::durable::{DataDirError, DurableLog};
 use crate::store::{
-    MemoryRepository, Repositories, RepositoryError, SwappableRepository, WrittenCatalog,
+    BindingRepository, MemoryRepository, Repositories, RepositoryError, SwappableRepository,
+    WrittenCatalog,
 };
 use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
 use crate::transport::deadline::DeadlineLayer;
@@ -478,6 +479,10 @@ fn add_image_services(
     settings: &Settings,
 ) -> (Routes, DirectGets) {
     let max_request_size = settings.max_request_size;
+    let bindings = repositories
+        .writes
+        .clone()
+        .map(|writes| writes as Arc<dyn BindingRepository>);
     let writes = match repositories.writes {
         Some(store) => {
             let writes = Writes::new(store, repositories.container.clone(), settings.writes);
@@ -487,17 +492,14 @@ fn add_image_services(
         }
         None => None,
     };
-    let compute = Arc::new(ComputeImages::new(repositories.compute));
-    let container = Arc::new(ContainerImages::new(repositories.container));
+    let compute = Arc::new(ComputeImages::new(repositories.compute, bindings));
+    let container = Arc::new(ContainerImages::new(repositories.container, None));
     let auth = auth.map(AuthLayer::new);
     let direct = DirectGets {
         auth: auth.clone(),
         gets: vec![
-            (grpc::compute::GET, DirectGet::of(compute.clone())),
-            (
-                grpc::container_registry::GET,
-                DirectGet::of(container.clone()),
-            ),
+            DirectGet::of(grpc::compute::GET, compute.clone()),
+            DirectGet::of(grpc::container_registry::GET, container.clone()),
         ],
     };
     let compute = grpc::compute::server(compute, writes.clone(), max_request_size);

@@ -2,6 +2,7 @@
 //! SetAccessBindings and UpdateAccessBindings parsed once against the
 //! official field rules, and what a change effectively does.
 
+use super::access::{self, Role};
 use super::rules::TextRule;
 use crate::error::ApiError;
 use crate::proto::yandex::cloud::access::{
@@ -60,6 +61,18 @@ pub fn check_binding(binding: &AccessBinding) -> Result<(), ApiError> {
         return Err(ApiError::invalid_argument(
             "subject.id",
             "a system subject is allAuthenticatedUsers, allUsers or group:organization|federation:<id>:users",
+        ));
+    }
+    if subject.r#type == access::SYSTEM
+        && [access::ALL_USERS, access::ALL_AUTHENTICATED_USERS].contains(&subject.id.as_str())
+        && !Role::fits_everyone(&binding.role_id)
+    {
+        return Err(ApiError::invalid_argument(
+            "role_id",
+            format!(
+                "{} can't be given to {}: everyone's roles may only read (viewer, compute.images.user, ...)",
+                binding.role_id, subject.id
+            ),
         ));
     }
     Ok(())

@@ -24,6 +24,15 @@ pub fn encoded_string_field(mut bytes: &[u8], number: u32) -> Option<String> {
     found
 }
 
+/// The field numbers of `compute.v1.Image` read this way.
+pub const COMPUTE_FOLDER_ID: u32 = 2;
+pub const COMPUTE_NAME: u32 = 4;
+
+/// The folder of an encoded compute image.
+pub fn compute_image_folder(encoded: &[u8]) -> Option<String> {
+    encoded_string_field(encoded, COMPUTE_FOLDER_ID)
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;

@@ -66,6 +66,8 @@ pub async fn metered(
 /// image out, through the service function the gRPC Get calls.
 #[derive(Clone)]
 pub struct DirectGet {
+    /// The gRPC path of the Get.
+    path: &'static str,
     call: DirectCall,
 }
 
@@ -79,8 +81,8 @@ type DirectCall = Arc<
 >;
 
 impl DirectGet {
-    /// The Get of `service`, taking that API's encoded `GetImageRequest`.
-    pub fn of<A>(service: Arc<Images<A>>) -> Self
+    /// The Get of `service` (at gRPC `path`), taking that API's encoded `GetImageRequest`.
+    pub fn of<A>(path: &'static str, service: Arc<Images<A>>) -> Self
     where
         A: ImageApi,
         A::GetRequest: Message + Default + 'static,
@@ -98,7 +100,7 @@ impl DirectGet {
                     )))),
                 },
             );
-        Self { call }
+        Self { path, call }
     }
 }
 
@@ -106,16 +108,12 @@ impl DirectGet {
 /// through the tonic routes, with the authentication step of those routes.
 pub struct DirectGets {
     pub auth: Option<AuthLayer>,
-    /// Each Get by its gRPC path.
-    pub gets: Vec<(&'static str, DirectGet)>,
+    pub gets: Vec<DirectGet>,
 }
 
 impl DirectGets {
     pub fn find(&self, grpc_path: &str) -> Option<&DirectGet> {
-        self.gets
-            .iter()
-            .find(|(path, _)| *path == grpc_path)
-            .map(|(_, get)| get)
+        self.gets.iter().find(|get| get.path == grpc_path)
     }
 
     /// Calls `get` as the gRPC face would: the same authentication, the same
@@ -129,7 +127,9 @@ impl DirectGets {
     ) -> Reply {
         let caller = match &self.auth {
             None => Ok(None),
-            Some(auth) => auth.authenticate(incoming, Some(request_id)).map(Some),
+            Some(auth) => auth
+                .authenticate(get.path, incoming, Some(request_id))
+                .map(Some),
         };
         let result = match caller {
             Ok(caller) => (get.call)(caller, payload)

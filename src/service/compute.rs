@@ -3,19 +3,21 @@
 
 use bytes::Bytes;
 
-use super::authorize::{self, encoded_string_field};
+use super::authorize::{self, compute_image_folder};
 use super::{ImageApi, Images, backend_failed};
 use crate::domain::ImageId;
-use crate::domain::access::Caller;
+use crate::domain::access::{Action, Caller, Service};
 use crate::domain::compute::{ComputeImageQuery, LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
+use prost::Message;
+
 use crate::proto::compute::{
     GetImageLatestByFamilyRequest, GetImageRequest, Image, ListImagesRequest,
 };
-use crate::store::{Compute, ComputeImageRepository, EncodedPage, ListError, RepositoryError};
-
-/// The field number of `Image.folder_id`.
-const FOLDER_ID: u32 = 2;
+use crate::store::catalog::{Catalog, ImageList};
+use crate::store::{
+    Compute, ComputeImageRepository, EncodedPage, ListError, MemoryRepository, RepositoryError,
+};
 
 /// The compute ImageService.
 pub type ComputeImages = Images<Compute>;
@@ -25,6 +27,8 @@ impl ImageApi for Compute {
     type GetRequest = GetImageRequest;
     type ListRequest = ListImagesRequest;
     type Query = ComputeImageQuery;
+
+    const SERVICE: Service = Service::Compute;
 
     fn image_id(request: GetImageRequest) -> String {
         request.image_id
@@ -45,7 +49,7 @@ impl ImageApi for Compute {
         _store: &Self::Store,
         image: &Bytes,
     ) -> Result<Option<String>, RepositoryError> {
-        Ok(encoded_string_field(image, FOLDER_ID))
+        Ok(compute_image_folder(image))
     }
 
     async fn folder_of_query(
@@ -63,6 +67,31 @@ impl ImageApi for Compute {
             .list_compute_images_encoded(&list.query, &list.page)
             .await
     }
+
+    /// Through an index of just these images, so the filter, order and
+    /// paging are the ones every List has.
+    async fn list_of(
+        images: Vec<Bytes>,
+        list: &ListComputeImages,
+    ) -> Result<EncodedPage, ListError> {
+        let decoded = images
+            .iter()
+            .map(|encoded| Image::decode(encoded.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| {
+                RepositoryError::Internal(format!("a stored image does not decode: {err}"))
+            })?;
+        let compute_images = ImageList::from_images(decoded, |image| &image.id).map_err(|err| {
+            RepositoryError::Internal(format!("an image is bound twice: {err:?}"))
+        })?;
+        let index = MemoryRepository::new(Catalog {
+            compute_images,
+            ..Catalog::default()
+        });
+        index
+            .list_compute_images_encoded(&list.query, &list.page)
+            .await
+    }
 }
 
 impl ComputeImages {
@@ -73,12 +102,16 @@ impl ComputeImages {
         request: GetImageLatestByFamilyRequest,
     ) -> Result<Image, ApiError> {
         let query = LatestByFamily::parse(request)?;
-        authorize::check_folder(caller, &query.folder_id).await?;
         let latest = self
             .store
             .latest_compute_image_by_family(&query.folder_id, &query.family)
             .await
             .map_err(backend_failed)?;
+        // A binding counts only when there is an image: a missing family is
+        // told only to the folder's readers.
+        let bound = latest.as_ref().and_then(|image| self.bound(&image.id));
+        let folder = Some(query.folder_id.as_str());
+        authorize::check_in(caller, Action::Read, Service::Compute, folder, bound).await?;
         match latest {
             Some(image) => {
                 tracing::Span::current().record("image_id", image.id.as_str());

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::authorize::{encoded_string_field, folder_of_repository};
 use super::{ImageApi, Images};
 use crate::domain::ImageId;
+use crate::domain::access::Service;
 use crate::domain::container::{ContainerImageQuery, ContainerScope, ListContainerImages};
 use crate::error::ApiError;
 use crate::proto::container_registry::{GetImageRequest, ListImagesRequest};
@@ -22,6 +23,8 @@ impl ImageApi for Container {
     type GetRequest = GetImageRequest;
     type ListRequest = ListImagesRequest;
     type Query = ContainerImageQuery;
+
+    const SERVICE: Service = Service::ContainerRegistry;
 
     fn image_id(request: GetImageRequest) -> String {
         request.image_id
@@ -66,5 +69,13 @@ impl ImageApi for Container {
         store
             .list_container_images_encoded(&list.query, &list.page)
             .await
+    }
+
+    /// Container images have no bindings, so no caller reads only some.
+    async fn list_of(
+        _images: Vec<Bytes>,
+        _list: &ListContainerImages,
+    ) -> Result<EncodedPage, ListError> {
+        Ok(EncodedPage::default())
     }
 }

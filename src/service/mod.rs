@@ -23,10 +23,11 @@ pub use container::ContainerImages;
 pub use writes::{WriteSettings, Writes};
 
 use crate::domain::ImageId;
-use crate::domain::access::Caller;
+use crate::domain::access::{self, Action, Caller, Resource, Service};
 use crate::domain::page::ListRequest;
 use crate::error::ApiError;
-use crate::store::{EncodedPage, ListError, RepositoryError};
+use crate::proto::yandex::cloud::access::AccessBinding;
+use crate::store::{BindingRepository, EncodedPage, ListError, RepositoryError};
 
 /// What the Get and List of one API differ in.
 pub trait ImageApi: Send + Sync + 'static {
@@ -35,6 +36,9 @@ pub trait ImageApi: Send + Sync + 'static {
     type GetRequest: Send;
     type ListRequest: Send;
     type Query: Send + Sync;
+
+    /// Whose roles reach its images.
+    const SERVICE: Service;
 
     fn image_id(request: Self::GetRequest) -> String;
 
@@ -61,16 +65,30 @@ pub trait ImageApi: Send + Sync + 'static {
         store: &Self::Store,
         list: &ListRequest<Self::Query>,
     ) -> impl Future<Output = Result<EncodedPage, ListError>> + Send;
+
+    /// The List of `images` alone (each a stored image's encoding), for a
+    /// caller who may read only those.
+    fn list_of(
+        images: Vec<Bytes>,
+        list: &ListRequest<Self::Query>,
+    ) -> impl Future<Output = Result<EncodedPage, ListError>> + Send;
 }
 
 /// An ImageService over its store.
 pub struct Images<A: ImageApi> {
     store: Arc<A::Store>,
+    /// Where the access bindings of its images are (none: its images have none).
+    bindings: Option<Arc<dyn BindingRepository>>,
 }
 
 impl<A: ImageApi> Images<A> {
-    pub fn new(store: Arc<A::Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<A::Store>, bindings: Option<Arc<dyn BindingRepository>>) -> Self {
+        Self { store, bindings }
+    }
+
+    /// Where the bindings of image `id` are, when its images have bindings.
+    fn bound<'a>(&'a self, id: &'a str) -> authorize::Bound<'a> {
+        self.bindings.as_deref().map(|bindings| (bindings, id))
     }
 
     /// Get: the image's encoding. `caller` is who authentication let in (none
@@ -85,14 +103,22 @@ impl<A: ImageApi> Images<A> {
         let store = self.store.as_ref();
         let image = match A::get_encoded(store, &id).await {
             Ok(Some(image)) => image,
+            // Without a token, nothing is said about what isn't public.
+            Ok(None) if caller.is_some_and(Caller::is_anonymous) => {
+                return Err(access::authentication_required());
+            }
             Ok(None) => return Err(ApiError::image_not_found(id.as_str())),
             Err(err) => return Err(backend_failed(err)),
         };
         if let Some(caller) = caller {
             // Boxed, so that a call without authentication carries none of its state.
-            Box::pin(authorize::check(Some(caller), || {
-                A::folder_of_image(store, &image)
-            }))
+            Box::pin(authorize::check(
+                Some(caller),
+                Action::Read,
+                A::SERVICE,
+                || A::folder_of_image(store, &image),
+                self.bound(id.as_str()),
+            ))
             .await?;
         }
         Ok(image)
@@ -106,10 +132,72 @@ impl<A: ImageApi> Images<A> {
     ) -> Result<ImagePage, ApiError> {
         let list = A::parse_list(request)?;
         let store = self.store.as_ref();
-        authorize::check(caller, || A::folder_of_query(store, &list.query)).await?;
+        if let Some(caller) = caller.filter(|c| !c.may_everywhere(A::SERVICE, Action::Read)) {
+            let folder = A::folder_of_query(store, &list.query)
+                .await
+                .map_err(backend_failed)?;
+            let resource = Resource::in_folder(A::SERVICE, folder.as_deref());
+            if !access::permits(caller, Action::Read, &resource) {
+                // Not a reader of the folder: the images in it bound to the caller, if any.
+                let bound = match (&self.bindings, folder.as_deref()) {
+                    (Some(bindings), Some(folder)) => {
+                        readable_bound(caller, A::SERVICE, folder, bindings.as_ref()).await?
+                    }
+                    _ => Vec::new(),
+                };
+                if bound.is_empty() {
+                    return Err(access::denied(caller, Action::Read, folder.as_deref()));
+                }
+                return self.list_bound(&list, bound).await;
+            }
+        }
         let page = A::list_encoded(store, &list).await.map_err(list_failed)?;
         ImagePage::new(&list, page)
     }
+
+    /// The List of the images `ids` alone.
+    async fn list_bound(
+        &self,
+        list: &ListRequest<A::Query>,
+        ids: Vec<String>,
+    ) -> Result<ImagePage, ApiError> {
+        let mut images = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(id) = ImageId::parse("image_id", id) else {
+                continue;
+            };
+            if let Some(image) = A::get_encoded(&self.store, &id)
+                .await
+                .map_err(backend_failed)?
+            {
+                images.push(image);
+            }
+        }
+        let page = A::list_of(images, list).await.map_err(list_failed)?;
+        ImagePage::new(list, page)
+    }
+}
+
+/// The ids of the images of `folder` whose bindings let `caller` read them.
+async fn readable_bound(
+    caller: &Caller,
+    service: Service,
+    folder: &str,
+    bindings: &dyn BindingRepository,
+) -> Result<Vec<String>, ApiError> {
+    let bound = bindings
+        .folder_bindings(folder)
+        .await
+        .map_err(backend_failed)?;
+    let readable = |image_bindings: &[AccessBinding]| {
+        let resource = Resource::in_folder(service, Some(folder)).with_bindings(image_bindings);
+        access::permits(caller, Action::Read, &resource)
+    };
+    Ok(bound
+        .into_iter()
+        .filter(|(_, image_bindings)| readable(image_bindings))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// A page of a List as both APIs' `ListImagesResponse` holds it: each image's

@@ -15,9 +15,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::authorize::folder_of_repository;
+use super::authorize::{self, folder_of_repository};
 use crate::domain::ImageId;
-use crate::domain::access::{Action, Caller, authorize_to};
+use crate::domain::access::{self, Action, Caller, Resource, Service};
 use crate::domain::bindings::{self, ListBindings};
 use crate::domain::operation::{
     self, COMPUTE_PREFIX, IdempotencyKey, OperationKind, StoredOperation,
@@ -37,7 +37,9 @@ use crate::proto::yandex::cloud::access::{
     AccessBinding, AccessBindingDelta, AccessBindingsOperationResult, ListAccessBindingsRequest,
     ListAccessBindingsResponse, SetAccessBindingsRequest, UpdateAccessBindingsRequest,
 };
-use crate::store::{ContainerImageRepository, RepositoryError, WriteRepository, WriteTransaction};
+use crate::store::{
+    BindingRepository, ContainerImageRepository, RepositoryError, WriteRepository, WriteTransaction,
+};
 
 /// The gRPC paths of the writes: what an idempotency key is scoped to.
 pub const CREATE: &str = "/yandex.cloud.compute.v1.ImageService/Create";
@@ -107,11 +109,35 @@ impl Asker<'_> {
         self.caller.map_or(ANONYMOUS, Caller::subject)
     }
 
+    /// Whether the asker may do `action` in `folder` (of compute images).
     fn may(&self, action: Action, folder: &str) -> Result<(), ApiError> {
         match self.caller {
-            Some(caller) => authorize_to(caller, action, Some(folder)),
+            Some(caller) => access::authorize(
+                caller,
+                action,
+                &Resource::in_folder(Service::Compute, Some(folder)),
+            ),
             None => Ok(()),
         }
+    }
+
+    /// Whether the asker may do `action` to `image`, by a role in its folder
+    /// or, failing that, a binding on it (read in the write's transaction).
+    async fn may_on(
+        &self,
+        action: Action,
+        image: &compute::Image,
+        tx: &mut dyn WriteTransaction,
+    ) -> Result<(), ApiError> {
+        let Some(caller) = self.caller else {
+            return Ok(());
+        };
+        let resource = Resource::in_folder(Service::Compute, Some(&image.folder_id));
+        if access::permits(caller, action, &resource) {
+            return Ok(());
+        }
+        let bindings = tx.access_bindings(&image.id).await.map_err(failed)?;
+        access::authorize(caller, action, &resource.with_bindings(&bindings))
     }
 
     fn key(&self, method: &str, key: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -184,7 +210,7 @@ impl Writes {
                     .await
                     .map_err(failed)?
                     .ok_or_else(|| ApiError::image_not_found(id.as_str()))?;
-                asker.may(Action::Read, &source.folder_id)?;
+                asker.may_on(Action::Read, &source, tx.as_mut()).await?;
                 Some(source)
             }
             _ => None,
@@ -219,7 +245,7 @@ impl Writes {
             Opened::Repeat(started) => return Ok(started),
         };
         let mut image = existing_image(tx.as_mut(), &update.image_id).await?;
-        asker.may(Action::Write, &image.folder_id)?;
+        asker.may_on(Action::Write, &image, tx.as_mut()).await?;
         settled(&image)?;
         if let Some(name) = &update.name {
             if *name != image.name {
@@ -252,7 +278,7 @@ impl Writes {
             Opened::Repeat(started) => return Ok(started),
         };
         let mut image = existing_image(tx.as_mut(), &id).await?;
-        asker.may(Action::Write, &image.folder_id)?;
+        asker.may_on(Action::Write, &image, tx.as_mut()).await?;
         settled(&image)?;
         image.status = image::Status::Deleting as i32;
         let started = self.new_operation(
@@ -286,8 +312,9 @@ impl Writes {
         let folder = folder_of_repository(self.container.as_ref(), &image.name)
             .await
             .map_err(failed)?;
+        let resource = Resource::in_folder(Service::ContainerRegistry, folder.as_deref());
         if let Some(caller) = caller {
-            authorize_to(caller, Action::Write, folder.as_deref())?;
+            access::authorize(caller, Action::Write, &resource)?;
         }
         let started = self.new_operation(
             OperationKind::DeleteContainerImage,
@@ -356,8 +383,8 @@ impl Writes {
                 ));
             }
         }
-        if let (Some(caller), Some(first)) = (caller, page.operations.first()) {
-            authorize_to(caller, Action::Read, Some(&first.folder_id))?;
+        if let Some(first) = page.operations.first() {
+            self.may_on_stored(caller, Action::Read, first).await?;
         }
         if page.operations.is_empty() && after.is_none() {
             // No operations: say NOT_FOUND for an image that isn't there either.
@@ -365,9 +392,9 @@ impl Writes {
             let image = existing_image(tx.as_mut(), &id).await;
             tx.commit().await.map_err(failed)?;
             let image = image?;
-            if let Some(caller) = caller {
-                authorize_to(caller, Action::Read, Some(&image.folder_id))?;
-            }
+            let folder = Some(image.folder_id.as_str());
+            let bound = Some((self.bindings(), id.as_str()));
+            authorize::check_in(caller, Action::Read, Service::Compute, folder, bound).await?;
         }
         Ok(ListImageOperationsResponse {
             operations: page.operations.into_iter().map(|o| o.operation).collect(),
@@ -388,7 +415,8 @@ impl Writes {
         tx.commit().await.map_err(failed)?;
         let (image, bindings) = (image?, bindings?);
         if let Some(caller) = caller {
-            authorize_to(caller, Action::Read, Some(&image.folder_id))?;
+            let resource = Resource::in_folder(Service::Compute, Some(&image.folder_id));
+            access::authorize(caller, Action::Read, &resource.with_bindings(&bindings))?;
         }
         let end = list.offset.saturating_add(list.size).min(bindings.len());
         let page = bindings.get(list.offset..end).unwrap_or_default().to_vec();
@@ -455,8 +483,15 @@ impl Writes {
             Opened::Repeat(started) => return Ok(started),
         };
         let image = existing_image_by_id(tx.as_mut(), &image_id).await?;
-        asker.may(Action::Write, &image.folder_id)?;
         let current = tx.access_bindings(&image.id).await.map_err(failed)?;
+        if let Some(caller) = caller {
+            let resource = Resource::in_folder(Service::Compute, Some(&image.folder_id));
+            access::authorize(
+                caller,
+                Action::ManageAccess,
+                &resource.with_bindings(&current),
+            )?;
+        }
         let (next, effective_deltas) = change(&current);
         tx.put_access_bindings(&image.id, &next)
             .await
@@ -544,11 +579,30 @@ impl Writes {
             .await
             .map_err(failed)?
             .ok_or_else(|| ApiError::NotFound(format!("Operation {id} not found")))?;
-        if let Some(caller) = caller {
-            let folder = Some(found.folder_id.as_str()).filter(|f| !f.is_empty());
-            authorize_to(caller, action, folder)?;
-        }
+        self.may_on_stored(caller, action, &found).await?;
         Ok(found)
+    }
+
+    /// Whether `caller` may do `action` to the image of an operation.
+    async fn may_on_stored(
+        &self,
+        caller: Option<&Caller>,
+        action: Action,
+        operation: &StoredOperation,
+    ) -> Result<(), ApiError> {
+        let folder = Some(operation.folder_id.as_str()).filter(|f| !f.is_empty());
+        let (service, bound) = match operation.kind() {
+            OperationKind::DeleteContainerImage => (Service::ContainerRegistry, None),
+            _ => (
+                Service::Compute,
+                Some((self.bindings(), operation.image_id.as_str())),
+            ),
+        };
+        authorize::check_in(caller, action, service, folder, bound).await
+    }
+
+    fn bindings(&self) -> &dyn BindingRepository {
+        self.store.as_ref()
     }
 
     /// The reply to a write: the operation as started, with a timer set to
@@ -592,7 +646,7 @@ impl Writes {
         let image_id = running.image_id.clone();
         let outcome = match (running.kind(), failure) {
             (OperationKind::CreateComputeImage, Some(failure)) => {
-                tx.delete_compute_image(&image_id).await.map_err(failed)?;
+                delete_with_bindings(tx.as_mut(), &image_id).await?;
                 Outcome::Error(failure)
             }
             (_, Some(failure)) => Outcome::Error(failure),
@@ -614,7 +668,7 @@ impl Writes {
                 }
             }
             (OperationKind::DeleteComputeImage, None) => {
-                tx.delete_compute_image(&image_id).await.map_err(failed)?;
+                delete_with_bindings(tx.as_mut(), &image_id).await?;
                 Outcome::Response(empty_response())
             }
             (OperationKind::DeleteContainerImage, None) => {
@@ -650,6 +704,12 @@ fn empty_response() -> prost_types::Any {
 fn failed(err: RepositoryError) -> ApiError {
     tracing::warn!(error = %err, "write failed in the backend");
     err.into()
+}
+
+/// Deletes a compute image and its bindings, which name it and nothing else.
+async fn delete_with_bindings(tx: &mut dyn WriteTransaction, id: &str) -> Result<(), ApiError> {
+    tx.delete_compute_image(id).await.map_err(failed)?;
+    tx.put_access_bindings(id, &[]).await.map_err(failed)
 }
 
 async fn existing_image(

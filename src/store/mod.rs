@@ -73,7 +73,7 @@ use prost::Message;
 pub use memory::MemoryRepository;
 pub use postgres::PostgresRepository;
 pub use swappable::{Delegate, SwappableRepository};
-pub use write::{OperationPage, WriteRepository, WriteTransaction};
+pub use write::{BindingRepository, OperationPage, WriteRepository, WriteTransaction};
 pub use written::WrittenCatalog;
 
 use crate::domain::compute::{ComputeImageQuery, Family};

@@ -65,6 +65,7 @@ pub trait WriteTransaction: Send {
         image_id: &str,
     ) -> Result<Vec<AccessBinding>, RepositoryError>;
 
+    /// Replaces the bindings of an image; none: it has no bindings any more.
     async fn put_access_bindings(
         &mut self,
         image_id: &str,
@@ -97,9 +98,23 @@ impl OperationPage {
     }
 }
 
+/// The access bindings of compute images, as authorization reads them
+/// (outside any write): only when a caller's folder roles are not enough.
+#[async_trait]
+pub trait BindingRepository: Send + Sync + 'static {
+    /// The bindings of an image, in the order they were added.
+    async fn image_bindings(&self, image_id: &str) -> Result<Vec<AccessBinding>, RepositoryError>;
+
+    /// The images of `folder` that have bindings, each with its bindings.
+    async fn folder_bindings(
+        &self,
+        folder: &str,
+    ) -> Result<Vec<(String, Vec<AccessBinding>)>, RepositoryError>;
+}
+
 /// A backend that takes writes.
 #[async_trait]
-pub trait WriteRepository: Send + Sync + 'static {
+pub trait WriteRepository: BindingRepository {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction + '_>, RepositoryError>;
 
     async fn operation(&self, id: &str) -> Result<Option<StoredOperation>, RepositoryError>;

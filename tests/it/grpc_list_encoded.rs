@@ -161,7 +161,7 @@ async fn compare_compute(
     pages: usize,
 ) -> usize {
     let new = grpc::compute::server(
-        Arc::new(ComputeImages::new(repository.clone())),
+        Arc::new(ComputeImages::new(repository.clone(), None)),
         None,
         MAX_REQUEST,
     );
@@ -202,7 +202,7 @@ async fn compare_registry(
     pages: usize,
 ) -> usize {
     let new = grpc::container_registry::server(
-        Arc::new(ContainerImages::new(repository.clone())),
+        Arc::new(ContainerImages::new(repository.clone(), None)),
         None,
         MAX_REQUEST,
     );
@@ -276,7 +276,7 @@ async fn compute_pages_are_the_bytes_of_the_generated_path() {
         compare_compute(repository.clone(), compute_request("size = 1", "", 0), 1).await,
         1
     );
-    let first = ComputeImages::new(repository.clone())
+    let first = ComputeImages::new(repository.clone(), None)
         .list(None, compute_request("", "", 10))
         .await
         .unwrap();
@@ -341,7 +341,7 @@ async fn the_served_list_takes_the_encoded_path_through_wrappers() {
     let swappable = SwappableRepository::new(memory());
     swappable.swap(memory());
     let server = grpc::compute::server(
-        Arc::new(ComputeImages::new(Arc::new(swappable))),
+        Arc::new(ComputeImages::new(Arc::new(swappable), None)),
         None,
         MAX_REQUEST,
     );

@@ -86,7 +86,7 @@ where
 #[ignore = "a measurement, not a check: run with --release --ignored --nocapture"]
 async fn list_and_latest_on_a_folder_of_100000_images() {
     let started = Instant::now();
-    let service = ComputeImages::new(Arc::new(MemoryRepository::new(catalog())));
+    let service = ComputeImages::new(Arc::new(MemoryRepository::new(catalog())), None);
     println!(
         "indexing {} images: {:?}",
         IMAGES + 20_000,

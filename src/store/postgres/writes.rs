@@ -18,7 +18,7 @@ use crate::proto::Timestamp;
 use crate::proto::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::proto::{compute, container_registry};
 use crate::store::RepositoryError;
-use crate::store::write::{OperationPage, WriteRepository, WriteTransaction};
+use crate::store::write::{BindingRepository, OperationPage, WriteRepository, WriteTransaction};
 
 /// The advisory lock class of write scopes (the migrations use another);
 /// the second key is the scope's hash, per schema like the migrations' lock.
@@ -239,9 +239,7 @@ impl WriteTransaction for PostgresTransaction {
             )
             .await?;
         match rows.first() {
-            Some(row) => {
-                Ok(decode::<ListAccessBindingsResponse>(row, "access bindings")?.access_bindings)
-            }
+            Some(row) => bindings_of(row),
             None => Ok(Vec::new()),
         }
     }
@@ -251,6 +249,14 @@ impl WriteTransaction for PostgresTransaction {
         image_id: &str,
         bindings: &[AccessBinding],
     ) -> Result<(), RepositoryError> {
+        if bindings.is_empty() {
+            return self
+                .execute(
+                    "DELETE FROM access_bindings WHERE image_id = $1",
+                    &[&image_id],
+                )
+                .await;
+        }
         let body = ListAccessBindingsResponse {
             access_bindings: bindings.to_vec(),
             next_page_token: String::new(),
@@ -277,6 +283,49 @@ impl WriteTransaction for PostgresTransaction {
                 Err(query_error(err))
             }
         }
+    }
+}
+
+fn bindings_of(row: &Row) -> Result<Vec<AccessBinding>, RepositoryError> {
+    Ok(decode::<ListAccessBindingsResponse>(row, "access bindings")?.access_bindings)
+}
+
+#[async_trait]
+impl BindingRepository for PostgresRepository {
+    async fn image_bindings(&self, image_id: &str) -> Result<Vec<AccessBinding>, RepositoryError> {
+        let row = self
+            .database
+            .query_opt(
+                "SELECT body FROM access_bindings WHERE image_id = $1",
+                &[&image_id],
+            )
+            .await?;
+        row.as_ref()
+            .map(bindings_of)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn folder_bindings(
+        &self,
+        folder: &str,
+    ) -> Result<Vec<(String, Vec<AccessBinding>)>, RepositoryError> {
+        let rows = self
+            .database
+            .query(
+                "SELECT b.image_id, b.body FROM access_bindings b \
+                 JOIN compute_images i ON i.id = b.image_id WHERE i.folder_id = $1",
+                &[&folder],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row
+                    .try_get("image_id")
+                    .map_err(|err| RepositoryError::Internal(format!("access bindings: {err}")))?;
+                Ok((id, bindings_of(row)?))
+            })
+            .collect()
     }
 }
 

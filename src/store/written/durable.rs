@@ -283,6 +283,12 @@ impl DurableLog {
                         keys.remove(key_text(key).as_str())
                             .map_err(|e| fail(e.into()))?;
                     }
+                    // No bindings left: nothing kept.
+                    Change::Bindings { image_id, encoded } if encoded.is_empty() => {
+                        bindings
+                            .remove(image_id.as_str())
+                            .map_err(|e| fail(e.into()))?;
+                    }
                     Change::Bindings { image_id, encoded } => {
                         bindings
                             .insert(image_id.as_str(), encoded.as_ref())

@@ -28,7 +28,7 @@ use prost::Message;
 use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
 
 use super::catalog::{Catalog, EncodedImages, ImageList};
-use super::write::{OperationPage, WriteRepository, WriteTransaction};
+use super::write::{BindingRepository, OperationPage, WriteRepository, WriteTransaction};
 use super::{
     ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, MemoryRepository,
     RepositoryError,
@@ -44,8 +44,7 @@ use crate::proto::{compute, container_registry};
 use durable::{Change, DurableLog};
 
 type Map<K, V> = imbl::HashMap<K, V>;
-/// The field number of `Image.name`.
-const NAME: u32 = 4;
+use crate::domain::encoded::{COMPUTE_NAME as NAME, compute_image_folder};
 type Set<T> = imbl::HashSet<T>;
 
 /// The key an idempotency record is found by, and when it was used.
@@ -149,6 +148,9 @@ impl State {
             }
             Change::KeyExpired { key } => {
                 self.keys.remove(key);
+            }
+            Change::Bindings { image_id, encoded } if encoded.is_empty() => {
+                self.bindings.remove(image_id.as_str());
             }
             Change::Bindings { image_id, encoded } => {
                 self.bindings
@@ -650,6 +652,42 @@ async fn named_in<R: ComputeImageRepository + ?Sized>(
         .iter()
         .map(|encoded| image_id_of(encoded))
         .find(|id| counts(id))
+}
+
+#[async_trait]
+impl<B> BindingRepository for WrittenCatalog<B>
+where
+    B: ComputeImageRepository + ContainerImageRepository,
+{
+    async fn image_bindings(&self, image_id: &str) -> Result<Vec<AccessBinding>, RepositoryError> {
+        match self.state.load().bindings.get(image_id) {
+            Some(encoded) => Ok(decode::<ListAccessBindingsResponse>(encoded)?.access_bindings),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Goes through every image that has bindings (they are few) for the
+    /// ones in `folder`.
+    async fn folder_bindings(
+        &self,
+        folder: &str,
+    ) -> Result<Vec<(String, Vec<AccessBinding>)>, RepositoryError> {
+        let state = self.state.load_full();
+        let mut found = Vec::new();
+        for (id, encoded) in &state.bindings {
+            let Ok(image_id) = ImageId::parse("image_id", id.to_string()) else {
+                continue;
+            };
+            let Some(image) = self.get_compute_image_encoded(&image_id).await? else {
+                continue;
+            };
+            if compute_image_folder(&image).as_deref() == Some(folder) {
+                let bindings = decode::<ListAccessBindingsResponse>(encoded)?.access_bindings;
+                found.push((id.to_string(), bindings));
+            }
+        }
+        Ok(found)
+    }
 }
 
 #[async_trait]

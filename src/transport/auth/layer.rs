@@ -4,6 +4,10 @@
 //! wraps the two ImageService services, finds the caller of the bearer token,
 //! puts it in the request extensions and names it in the call's span, or
 //! answers UNAUTHENTICATED itself. The token is never stored or logged.
+//!
+//! A call without a token goes on, as the anonymous caller, only to the
+//! compute reads that a binding to `allUsers` can open (public images); the
+//! service then answers UNAUTHENTICATED unless one does.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,7 +22,7 @@ use tower::{Layer, Service};
 
 use super::store::TokenStore;
 use super::tokens::TokenTable;
-use crate::domain::access::Caller;
+use crate::domain::access::{self, Caller};
 use crate::error::ApiError;
 use crate::transport::request_context::{RequestId, request_id_of};
 use crate::transport::status;
@@ -39,10 +43,11 @@ impl AuthLayer {
     /// does the REST gateway's direct Get.
     pub fn authenticate(
         &self,
+        path: &str,
         headers: &HeaderMap,
         request_id: Option<&RequestId>,
     ) -> Result<Arc<Caller>, tonic::Status> {
-        match authenticate(&self.tokens.current(), headers) {
+        match authenticate(&self.tokens.current(), path, headers) {
             Ok(caller) => {
                 tracing::Span::current().record("subject", caller.subject());
                 Ok(caller)
@@ -86,9 +91,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let checked = self
-            .auth
-            .authenticate(request.headers(), request_id_of(request.extensions()));
+        let checked = self.auth.authenticate(
+            request.uri().path(),
+            request.headers(),
+            request_id_of(request.extensions()),
+        );
         match checked {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
@@ -103,13 +110,26 @@ where
     }
 }
 
+/// The gRPC paths a call without a token may reach: the reads of compute
+/// images, which bindings to `allUsers` open to anyone.
+const OPEN_TO_ANONYMOUS: [&str; 3] = [
+    "/yandex.cloud.compute.v1.ImageService/Get",
+    "/yandex.cloud.compute.v1.ImageService/List",
+    "/yandex.cloud.compute.v1.ImageService/GetLatestByFamily",
+];
+
 /// The caller of a bearer token, or why there is none (the message says which
 /// of missing, malformed or unknown, never the token).
-fn authenticate(tokens: &TokenTable, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+fn authenticate(
+    tokens: &TokenTable,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Arc<Caller>, ApiError> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthenticated(
-            "Authentication required: send the header authorization: Bearer <token>".to_owned(),
-        ));
+        if OPEN_TO_ANONYMOUS.contains(&path) {
+            return Ok(Caller::anonymous());
+        }
+        return Err(access::authentication_required());
     };
     let token = bearer_token(value.as_bytes()).ok_or_else(|| {
         ApiError::Unauthenticated(

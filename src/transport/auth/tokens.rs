@@ -1,16 +1,20 @@
 //! The tokens file: who may call, stored as SHA-256 digests so that the file
-//! itself gives nobody a usable token.
+//! itself gives nobody a usable token, and the roles each caller has in which
+//! folders.
 //!
 //! ```json
 //! {"tokens": [
+//!   {"subject": "ajeci", "subject_type": "serviceAccount", "sha256": "<64 hex digits>",
+//!    "roles": {"b1g...": ["editor"], "b1h...": ["compute.images.user"]}},
 //!   {"subject": "ci", "sha256": "<64 hex digits>", "folders": ["b1g..."]},
-//!   {"subject": "pipeline", "sha256": "<64 hex digits>", "folders": ["b1g..."],
-//!    "write_folders": ["b1g..."]},
-//!   {"subject": "admin", "sha256": "<64 hex digits>", "folders": ["*"], "write_folders": ["*"]}
+//!   {"subject": "admin", "sha256": "<64 hex digits>", "roles": {"*": ["admin"]}}
 //! ]}
 //! ```
+//!
+//! `folders` and `write_folders` (the first form of the file) are short for
+//! the roles `viewer` and `editor` in those folders.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,10 +23,11 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::access::{Caller, FolderAccess};
+use crate::domain::access::{ALL_FOLDERS, Caller, Role};
 
-/// The folder entry that grants every folder.
-pub const ALL_FOLDERS: &str = "*";
+/// The subject types a token may have (`system` is for bindings only).
+const TOKEN_SUBJECT_TYPES: [&str; 3] = ["userAccount", "serviceAccount", "federatedUser"];
+const DEFAULT_SUBJECT_TYPE: &str = "userAccount";
 
 /// The SHA-256 digest of a token. Equality is constant-time, so a lookup that
 /// ends in a comparison tells nothing about how many leading bytes matched.
@@ -130,46 +135,84 @@ impl TokenTable {
                     "sha256 duplicates the one of tokens[{first}]: each token must be listed once"
                 )));
             }
-            let folders = folder_access(&entry.folders).map_err(at)?;
-            let writes = if entry.write_folders.is_empty() {
-                FolderAccess::Only(HashSet::new())
-            } else {
-                folder_access(&entry.write_folders)
-                    .map_err(|problem| at(format!("write_{problem}")))?
-            };
-            callers.insert(
-                digest,
-                Arc::new(Caller::with_writes(entry.subject, folders, writes)),
-            );
+            let caller = caller_of(&entry).map_err(at)?;
+            callers.insert(digest, Arc::new(caller));
         }
         Ok(Self { callers })
     }
 }
 
-fn folder_access(folders: &[String]) -> Result<FolderAccess, String> {
-    if folders.is_empty() {
+/// The caller an entry describes, with every role it gives.
+fn caller_of(entry: &TokenEntry) -> Result<Caller, String> {
+    let subject_type = entry
+        .subject_type
+        .as_deref()
+        .unwrap_or(DEFAULT_SUBJECT_TYPE);
+    if !TOKEN_SUBJECT_TYPES.contains(&subject_type) {
         return Err(format!(
-            "folders is empty: list folder ids, or [\"{ALL_FOLDERS}\"] for every folder"
+            "subject_type {subject_type:?} is not one of {}",
+            TOKEN_SUBJECT_TYPES.join(", ")
         ));
     }
-    if folders.iter().any(|f| f == ALL_FOLDERS) {
-        if folders.len() > 1 {
+    let mut caller = Caller::new(entry.subject.as_str(), subject_type);
+    for (field, folders, role) in [
+        ("folders", &entry.folders, Role::Viewer),
+        ("write_folders", &entry.write_folders, Role::Editor),
+    ] {
+        let Some(folders) = folders else { continue };
+        for folder in folder_list(field, folders)? {
+            caller.grant(folder, role);
+        }
+    }
+    for (folder, roles) in &entry.roles {
+        if folder.trim().is_empty() {
+            return Err("roles has an empty folder id".to_owned());
+        }
+        if roles.is_empty() {
             return Err(format!(
-                "folders mixes \"{ALL_FOLDERS}\" (every folder) with folder ids"
+                "roles of {folder:?} is empty: name at least one role"
             ));
         }
-        return Ok(FolderAccess::All);
+        let mut seen = HashSet::new();
+        for id in roles {
+            let role = Role::parse(id).ok_or_else(|| {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.id()).collect();
+                format!(
+                    "roles of {folder:?}: unknown role {id:?} (known: {})",
+                    known.join(", ")
+                )
+            })?;
+            if !seen.insert(id) {
+                return Err(format!("roles of {folder:?} lists {id:?} twice"));
+            }
+            caller.grant(folder, role);
+        }
     }
-    let mut set = HashSet::with_capacity(folders.len());
+    Ok(caller)
+}
+
+/// The folders of `folders` or `write_folders`: ids, or `*` alone for every folder.
+fn folder_list<'a>(field: &str, folders: &'a [String]) -> Result<Vec<&'a str>, String> {
+    if folders.is_empty() {
+        return Err(format!(
+            "{field} is empty: list folder ids, or [\"{ALL_FOLDERS}\"] for every folder"
+        ));
+    }
+    if folders.iter().any(|f| f == ALL_FOLDERS) && folders.len() > 1 {
+        return Err(format!(
+            "{field} mixes \"{ALL_FOLDERS}\" (every folder) with folder ids"
+        ));
+    }
+    let mut seen = HashSet::with_capacity(folders.len());
     for folder in folders {
         if folder.trim().is_empty() {
-            return Err("folders holds an empty folder id".to_owned());
+            return Err(format!("{field} holds an empty folder id"));
         }
-        if !set.insert(folder.as_str().into()) {
-            return Err(format!("folders lists {folder:?} twice"));
+        if !seen.insert(folder.as_str()) {
+            return Err(format!("{field} lists {folder:?} twice"));
         }
     }
-    Ok(FolderAccess::Only(set))
+    Ok(folders.iter().map(String::as_str).collect())
 }
 
 #[derive(Deserialize)]
@@ -181,12 +224,20 @@ struct TokensFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenEntry {
+    /// The subject's id: what bindings name and operations record as `created_by`.
     subject: String,
-    sha256: String,
-    folders: Vec<String>,
-    /// The folders it may also write (Create, Update, Delete); none when absent.
     #[serde(default)]
-    write_folders: Vec<String>,
+    subject_type: Option<String>,
+    sha256: String,
+    /// The folders it reads (role `viewer`).
+    #[serde(default)]
+    folders: Option<Vec<String>>,
+    /// The folders it also writes (role `editor`).
+    #[serde(default)]
+    write_folders: Option<Vec<String>>,
+    /// Roles by folder id (`*`: every folder).
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<String>>,
 }
 
 /// A tokens file that can't be used; the start is refused.
@@ -200,6 +251,19 @@ pub struct TokensFileError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::access::{Action, Resource, Service, permits};
+
+    fn may(caller: &Caller, action: Action, service: Service, folder: &str) -> bool {
+        permits(caller, action, &Resource::in_folder(service, Some(folder)))
+    }
+
+    fn may_read(caller: &Caller, folder: &str) -> bool {
+        may(caller, Action::Read, Service::Compute, folder)
+    }
+
+    fn may_write(caller: &Caller, folder: &str) -> bool {
+        may(caller, Action::Write, Service::Compute, folder)
+    }
 
     const DIGEST_OF_SECRET: &str =
         "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
@@ -223,16 +287,17 @@ mod tests {
         .unwrap();
         let caller = table.caller(b"secret").unwrap();
         assert_eq!(caller.subject(), "ci");
-        assert!(caller.may_read("f1"));
-        assert!(!caller.may_read("f2"));
+        assert!(may_read(caller, "f1"));
+        assert!(!may_read(caller, "f2"));
         assert!(table.caller(b"Secret").is_none());
-        assert!(!caller.may_write("f1"));
+        assert!(!may_write(caller, "f1"));
+        assert_eq!(caller.subject_type(), "userAccount");
         let writer = TokenTable::from_json(&format!(
             r#"{{"tokens": [{{"subject": "p", "sha256": "{DIGEST_OF_SECRET}", "folders": ["f1"], "write_folders": ["f2"]}}]}}"#
         ))
         .unwrap();
         let caller = writer.caller(b"secret").unwrap();
-        assert!(caller.may_write("f2") && !caller.may_write("f1"));
+        assert!(may_write(caller, "f2") && !may_write(caller, "f1"));
         let bad = TokenTable::from_json(&format!(
             r#"{{"tokens": [{{"subject": "p", "sha256": "{DIGEST_OF_SECRET}", "folders": ["f1"], "write_folders": ["f2", "f2"]}}]}}"#
         ));
@@ -241,6 +306,36 @@ mod tests {
                 .unwrap()
                 .contains("write_folders lists \"f2\" twice")
         );
+    }
+
+    #[test]
+    fn gives_the_roles_it_lists() {
+        let table = TokenTable::from_json(&format!(
+            r#"{{"tokens": [{{"subject": "aje1", "subject_type": "serviceAccount", "sha256": "{DIGEST_OF_SECRET}",
+                "roles": {{"f1": ["compute.images.user"], "f2": ["viewer", "compute.admin"], "*": ["container-registry.images.puller"]}}}}]}}"#
+        ))
+        .unwrap();
+        let caller = table.caller(b"secret").unwrap();
+        assert_eq!(
+            (caller.subject(), caller.subject_type()),
+            ("aje1", "serviceAccount")
+        );
+        assert!(may_read(caller, "f1") && !may_write(caller, "f1"));
+        assert!(may(caller, Action::ManageAccess, Service::Compute, "f2"));
+        assert!(!may(
+            caller,
+            Action::Write,
+            Service::ContainerRegistry,
+            "f2"
+        ));
+        assert!(may(caller, Action::Read, Service::ContainerRegistry, "any"));
+        assert!(!may_read(caller, "f3"));
+        // A token with no roles at all is still a caller: bindings can give it some.
+        let bare = TokenTable::from_json(&format!(
+            r#"{{"tokens": [{{"subject": "u", "sha256": "{DIGEST_OF_SECRET}"}}]}}"#
+        ))
+        .unwrap();
+        assert!(!may_read(bare.caller(b"secret").unwrap(), "f1"));
     }
 
     #[test]
@@ -279,6 +374,30 @@ mod tests {
             (
                 r#"{"tokens": [{"subject": "a", "token": "x", "folders": ["f"]}]}"#.to_owned(),
                 "unknown field `token`",
+            ),
+            (
+                format!(
+                    r#"{{"tokens": [{{"subject": "a", "sha256": "{DIGEST_OF_SECRET}", "roles": {{"f": ["edtor"]}}}}]}}"#
+                ),
+                "tokens[0] (\"a\"): roles of \"f\": unknown role \"edtor\" (known: viewer, editor,",
+            ),
+            (
+                format!(
+                    r#"{{"tokens": [{{"subject": "a", "sha256": "{DIGEST_OF_SECRET}", "roles": {{"f": []}}}}]}}"#
+                ),
+                "roles of \"f\" is empty",
+            ),
+            (
+                format!(
+                    r#"{{"tokens": [{{"subject": "a", "sha256": "{DIGEST_OF_SECRET}", "roles": {{"f": ["viewer", "viewer"]}}}}]}}"#
+                ),
+                "roles of \"f\" lists \"viewer\" twice",
+            ),
+            (
+                format!(
+                    r#"{{"tokens": [{{"subject": "a", "subject_type": "system", "sha256": "{DIGEST_OF_SECRET}"}}]}}"#
+                ),
+                "subject_type \"system\" is not one of userAccount, serviceAccount, federatedUser",
             ),
         ];
         for (text, expected) in cases {
