@@ -33,6 +33,7 @@ mod real_clients_rest;
 mod real_clients_writes;
 mod reload;
 mod rest;
+mod roles;
 mod tls;
 mod trace_export;
 mod writes;

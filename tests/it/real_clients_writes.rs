@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::TestApp;
 use crate::common::clients::{all_output, curl, grpcurl, grpcurl_run, run, success_text};
+use crate::common::{TestApp, test_settings, write_temp};
+use image_service::transport::auth::TokenDigest;
 use serde_json::{Value, json};
 
 fn json_of(text: &str) -> Value {
@@ -305,5 +306,151 @@ async fn curl_writes_on_the_official_rest_paths() {
     )
     .await;
     assert_eq!(code, 409, "ALREADY_EXISTS is 409: {twice}");
+    app.stop().await;
+}
+
+/// Terraform's iam_binding sequence with grpcurl, under the tokens file's
+/// roles: the folder's admin lists (page_size 1000), sets and updates the
+/// bindings, waiting on each operation; the binding lets a caller without
+/// roles read the image, and curl without a token reads it once it is public.
+#[tokio::test]
+async fn grpcurl_runs_the_iam_binding_sequence_under_roles() {
+    let Some(tool) = grpcurl() else {
+        return;
+    };
+    let digest = |token: &str| TokenDigest::of(token.as_bytes()).to_hex();
+    let tokens = write_temp(&format!(
+        r#"{{"tokens": [
+            {{"subject": "ajeowner", "sha256": "{}", "roles": {{"b1ggrpcurliam": ["admin"]}}}},
+            {{"subject": "ajefriend", "sha256": "{}"}}
+        ]}}"#,
+        digest("owner-token"),
+        digest("friend-token"),
+    ));
+    let mut settings = test_settings(None);
+    settings.auth_tokens = Some(tokens.path().to_owned());
+    let app = TestApp::start(settings, None, None).await;
+    let call = |token: &'static str, body: String, method: &'static str| {
+        let tool = tool.clone();
+        let app = &app;
+        async move {
+            let header = format!("authorization: Bearer {token}");
+            let out = grpcurl_run(&tool, app, &["-H", &header, "-d", &body], &[method]).await;
+            (out.status.success(), all_output(&out))
+        }
+    };
+    let wait = |operation: Value| {
+        let call = &call;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut now = operation;
+            while now["done"] != true {
+                assert!(Instant::now() < deadline, "never done: {now}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let (ok, text) = call(
+                    "owner-token",
+                    json!({ "operation_id": now["id"] }).to_string(),
+                    "yandex.cloud.operation.OperationService/Get",
+                )
+                .await;
+                assert!(ok, "{text}");
+                now = json_of(&text);
+            }
+            now
+        }
+    };
+    let (ok, text) = call(
+        "owner-token",
+        r#"{"folder_id": "b1ggrpcurliam", "name": "shared", "disk_id": "fhmdisk"}"#.into(),
+        "yandex.cloud.compute.v1.ImageService/Create",
+    )
+    .await;
+    assert!(ok, "{text}");
+    let created = wait(json_of(&text)).await;
+    let image = created["response"]["id"]
+        .as_str()
+        .expect("an image")
+        .to_owned();
+    let get = json!({ "image_id": image }).to_string();
+    let (ok, text) = call(
+        "friend-token",
+        get.clone(),
+        "yandex.cloud.compute.v1.ImageService/Get",
+    )
+    .await;
+    assert!(!ok && text.contains("PermissionDenied"), "{text}");
+    let list = json!({ "resource_id": image, "page_size": 1000 }).to_string();
+    let (ok, text) = call(
+        "owner-token",
+        list.clone(),
+        "yandex.cloud.compute.v1.ImageService/ListAccessBindings",
+    )
+    .await;
+    assert!(ok && json_of(&text) == json!({}), "no bindings yet: {text}");
+    let (ok, text) = call(
+        "owner-token",
+        json!({ "resource_id": image, "access_bindings": [
+            {"role_id": "compute.images.user", "subject": {"id": "ajefriend", "type": "userAccount"}}
+        ]})
+        .to_string(),
+        "yandex.cloud.compute.v1.ImageService/SetAccessBindings",
+    )
+    .await;
+    assert!(ok, "{text}");
+    let set = wait(json_of(&text)).await;
+    assert_eq!(
+        set["response"]["@type"],
+        "type.googleapis.com/yandex.cloud.access.AccessBindingsOperationResult"
+    );
+    let (ok, text) = call(
+        "owner-token",
+        json!({ "resource_id": image, "access_binding_deltas": [
+            {"action": "ADD", "access_binding": {"role_id": "compute.images.user", "subject": {"id": "ajefriend", "type": "userAccount"}}},
+            {"action": "ADD", "access_binding": {"role_id": "compute.images.user", "subject": {"id": "allUsers", "type": "system"}}}
+        ]})
+        .to_string(),
+        "yandex.cloud.compute.v1.ImageService/UpdateAccessBindings",
+    )
+    .await;
+    assert!(ok, "{text}");
+    let updated = wait(json_of(&text)).await;
+    let effective = &updated["response"]["effectiveDeltas"];
+    assert_eq!(
+        effective.as_array().map(Vec::len),
+        Some(1),
+        "only allUsers was new: {updated}"
+    );
+    let (ok, text) = call(
+        "owner-token",
+        list,
+        "yandex.cloud.compute.v1.ImageService/ListAccessBindings",
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert_eq!(
+        json_of(&text)["accessBindings"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let (ok, text) = call(
+        "friend-token",
+        get,
+        "yandex.cloud.compute.v1.ImageService/Get",
+    )
+    .await;
+    assert!(ok && json_of(&text)["id"] == image.as_str(), "{text}");
+    // Public now: curl without any token reads it on the REST face.
+    let (code, body) = curl_call(
+        &app,
+        "GET",
+        &format!("/compute/v1/images/{image}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, body["name"].as_str()),
+        (200, Some("shared")),
+        "{body}"
+    );
     app.stop().await;
 }

@@ -715,3 +715,77 @@ async fn official_sdk_waits_on_its_writes_over_tls_with_discovery() {
     );
     app.stop().await;
 }
+
+const SDK_IAM_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sdk_iam.py");
+
+/// Terraform's iam_binding sequence through the official Python SDK (its
+/// waiter needs TLS), with the tokens file's roles: only the folder's admin
+/// manages bindings, and a binding is what lets a caller without roles read.
+#[tokio::test(flavor = "multi_thread")]
+async fn official_sdk_runs_the_iam_binding_sequence_under_roles() {
+    let Some(python) = python_with_sdk() else {
+        return;
+    };
+    let pki = Pki::new();
+    let digest = |token: &str| TokenDigest::of(token.as_bytes()).to_hex();
+    let tokens = write_temp(&format!(
+        r#"{{"tokens": [
+            {{"subject": "ajeowner", "subject_type": "serviceAccount", "sha256": "{}", "roles": {{"b1gsdkiam": ["admin"]}}}},
+            {{"subject": "ajeeditor", "sha256": "{}", "roles": {{"b1gsdkiam": ["editor"]}}}},
+            {{"subject": "ajefriend", "sha256": "{}"}}
+        ]}}"#,
+        digest("owner-iam-token"),
+        digest("editor-iam-token"),
+        digest("friend-iam-token"),
+    ));
+    let mut settings = pki.settings(false);
+    settings.auth_tokens = Some(tokens.path().to_owned());
+    let app = TestApp::start(settings, None, None).await;
+    let out = run(
+        python,
+        vec![
+            SDK_IAM_SCRIPT.into(),
+            app.grpc_addr.to_string().into(),
+            pki.ca_pem.clone().into(),
+            "b1gsdkiam".into(),
+            "owner-iam-token".into(),
+            "editor-iam-token".into(),
+            "friend-iam-token".into(),
+        ],
+    )
+    .await;
+    let text = all_output(&out);
+    assert!(out.status.success(), "sdk_iam.py failed:\n{text}");
+    let seen: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{text}"));
+    assert_eq!(seen["friend_before"], "PERMISSION_DENIED", "{seen}");
+    assert_eq!(seen["bindings_before"], serde_json::json!([]));
+    assert_eq!(
+        seen["editor_sets"], "PERMISSION_DENIED",
+        "editors don't share"
+    );
+    assert_eq!(seen["set_effective"], 2);
+    assert!(
+        seen["set_meta"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("fd8"))
+    );
+    assert_eq!(
+        seen["update_effective"],
+        serde_json::json!([
+            {"action": "ADD", "accessBinding": {"roleId": "editor", "subject": {"id": "ajefriend", "type": "userAccount"}}},
+            {"action": "REMOVE", "accessBinding": {"roleId": "viewer", "subject": {"id": "ajeteam", "type": "serviceAccount"}}}
+        ]),
+        "what already was is no effective delta"
+    );
+    assert_eq!(
+        seen["bindings_after"],
+        serde_json::json!([
+            {"roleId": "compute.images.user", "subject": {"id": "ajefriend", "type": "userAccount"}},
+            {"roleId": "editor", "subject": {"id": "ajefriend", "type": "userAccount"}}
+        ])
+    );
+    assert_eq!(seen["friend_after"], "OK", "{seen}");
+    assert_eq!(seen["friend_lists_bindings"], "OK");
+    app.stop().await;
+}
