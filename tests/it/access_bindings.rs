@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{TestApp, test_settings};
+use crate::common::{TestApp, binding, test_settings};
 use crate::pg_support::TestSchema;
 
 use image_service::app::Application;
@@ -18,7 +18,7 @@ use image_service::proto::operation::operation_service_client::OperationServiceC
 use image_service::proto::operation::{GetOperationRequest, Operation};
 use image_service::proto::yandex::cloud::access::{
     AccessBinding, AccessBindingAction, AccessBindingDelta, AccessBindingsOperationResult,
-    ListAccessBindingsRequest, SetAccessBindingsRequest, Subject, UpdateAccessBindingsRequest,
+    ListAccessBindingsRequest, SetAccessBindingsRequest, UpdateAccessBindingsRequest,
 };
 use prost::Message;
 use tonic::Code;
@@ -45,16 +45,6 @@ async fn start(postgres: bool, test: &str) -> Option<Started> {
         app: TestApp::from_application(app),
         _schema: Some(schema),
     })
-}
-
-fn binding(role: &str, id: &str, kind: &str) -> AccessBinding {
-    AccessBinding {
-        role_id: role.into(),
-        subject: Some(Subject {
-            id: id.into(),
-            r#type: kind.into(),
-        }),
-    }
 }
 
 fn delta(action: AccessBindingAction, binding: &AccessBinding) -> AccessBindingDelta {

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{TestApp, test_settings, write_temp};
+use crate::common::{TestApp, binding, test_settings, write_temp};
 use crate::pg_support::TestSchema;
 
 use image_service::app::Application;
@@ -26,7 +26,7 @@ use image_service::proto::operation::operation_service_client::OperationServiceC
 use image_service::proto::operation::{GetOperationRequest, Operation};
 use image_service::proto::yandex::cloud::access::{
     AccessBinding, AccessBindingAction, AccessBindingDelta, ListAccessBindingsRequest,
-    SetAccessBindingsRequest, Subject, UpdateAccessBindingsRequest,
+    SetAccessBindingsRequest, UpdateAccessBindingsRequest,
 };
 use image_service::store::catalog::Catalog;
 use image_service::store::postgres::{self, ImportMode};
@@ -128,16 +128,6 @@ async fn start(postgres: bool) -> Option<Started> {
     })
 }
 
-fn binding(role: &str, id: &str, kind: &str) -> AccessBinding {
-    AccessBinding {
-        role_id: role.into(),
-        subject: Some(Subject {
-            id: id.into(),
-            r#type: kind.into(),
-        }),
-    }
-}
-
 struct Clients {
     images: ImageServiceClient<Channel>,
     containers: ContainerClient<Channel>,
@@ -168,6 +158,17 @@ impl Clients {
             "{operation:?}"
         );
         operation
+    }
+
+    /// The code of a write: OK once its operation is done, or the refusal.
+    async fn done(&mut self, call: Result<tonic::Response<Operation>, tonic::Status>) -> Code {
+        match call {
+            Ok(started) => {
+                self.wait(started.into_inner()).await;
+                Code::Ok
+            }
+            Err(status) => status.code(),
+        }
     }
 
     async fn create(&mut self, who: Who, name: &str) -> Result<String, Code> {
@@ -230,13 +231,7 @@ impl Clients {
                 ..Default::default()
             }))
             .await;
-        match call {
-            Ok(started) => {
-                self.wait(started.into_inner()).await;
-                Code::Ok
-            }
-            Err(status) => status.code(),
-        }
+        self.done(call).await
     }
 
     async fn set(&mut self, who: Who, id: &str, bindings: Vec<AccessBinding>) -> Code {
@@ -247,13 +242,7 @@ impl Clients {
                 access_bindings: bindings,
             }))
             .await;
-        match call {
-            Ok(started) => {
-                self.wait(started.into_inner()).await;
-                Code::Ok
-            }
-            Err(status) => status.code(),
-        }
+        self.done(call).await
     }
 
     async fn add(&mut self, who: Who, id: &str, binding: AccessBinding) -> Code {
@@ -267,13 +256,7 @@ impl Clients {
                 }],
             }))
             .await;
-        match call {
-            Ok(started) => {
-                self.wait(started.into_inner()).await;
-                Code::Ok
-            }
-            Err(status) => status.code(),
-        }
+        self.done(call).await
     }
 
     async fn list_bindings(&mut self, who: Who, id: &str) -> Code {

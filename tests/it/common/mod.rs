@@ -153,3 +153,19 @@ pub fn demo_catalog_json() -> serde_json::Value {
     serde_json::from_str(image_service::store::catalog::DEMO_CATALOG_JSON)
         .expect("demo catalog is JSON")
 }
+
+/// An access binding of `role` to the subject `id` of type `kind`.
+pub fn binding(
+    role: &str,
+    id: &str,
+    kind: &str,
+) -> image_service::proto::yandex::cloud::access::AccessBinding {
+    use image_service::proto::yandex::cloud::access::{AccessBinding, Subject};
+    AccessBinding {
+        role_id: role.into(),
+        subject: Some(Subject {
+            id: id.into(),
+            r#type: kind.into(),
+        }),
+    }
+}
