@@ -20,7 +20,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tower::Layer;
+use tonic_web::GrpcWebLayer;
+use tower::layer::util::{Identity, Stack};
+use tower::{Layer, ServiceBuilder};
+use tower_http::cors::CorsLayer;
 
 use crate::grpc;
 use crate::grpc::endpoint::ApiEndpoints;
@@ -38,7 +41,8 @@ use crate::store::{
 };
 use crate::transport::auth::{AuthLayer, TokenStore, TokensFileError, store as token_store};
 use crate::transport::deadline::DeadlineLayer;
-use crate::transport::error_headers;
+use crate::transport::error_headers::{self, HeadersBeforeErrorLayer};
+use crate::transport::http_face::{CorsOriginError, HttpFace, cors_layer};
 use crate::transport::idle::{IdleIncoming, IdleTrackLayer};
 use crate::transport::limits::{InFlight, InFlightLimitLayer, OversizeStatusLayer};
 use crate::transport::request_context::{RequestContext, RequestContextLayer};
@@ -95,6 +99,8 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Cors(#[from] CorsOriginError),
 }
 
 /// A server whose listeners are bound and whose services are ready; `run_until` serves.
@@ -118,6 +124,8 @@ pub struct Application {
     /// Rereads the --auth-tokens file on SIGHUP; stops with the server.
     tokens_reload: Option<ReloadTasks>,
     tls: Option<TlsReload>,
+    /// CORS on the HTTP listener, when origins are allowed.
+    cors: Option<CorsLayer>,
 }
 
 /// TLS in force on both listeners, and the SIGHUP stream that rereads its
@@ -238,6 +246,7 @@ impl Application {
             }),
             None => None,
         };
+        let cors = cors_layer(&settings.cors_allow_origins)?;
         let (grpc_listener, grpc_addr) = bind(settings.grpc_listen).await?;
         let (http_listener, http_addr) = bind(settings.http_listen).await?;
         let advertised = settings.advertise_address.clone().unwrap_or_else(|| {
@@ -303,6 +312,7 @@ impl Application {
             catalog_reload: None,
             tokens_reload,
             tls,
+            cors,
         })
     }
 
@@ -340,7 +350,14 @@ impl Application {
         let http_incoming = tcp_incoming(self.http_listener);
         let grpc_incoming = tcp_incoming(self.grpc_listener);
         let idle_timeout = self.limits.idle_timeout;
-        let rest = DeadlineLayer.layer(self.rest);
+        // The HTTP listener: REST, or gRPC-Web through the call layers of gRPC.
+        let grpc_web = ServiceBuilder::new()
+            .layer(GrpcWebLayer::new())
+            .layer(call_layers(self.context.clone(), &self.limits))
+            .service(self.routes.clone());
+        let http_face = ServiceBuilder::new()
+            .option_layer(self.cors)
+            .service(HttpFace::new(DeadlineLayer.layer(self.rest), grpc_web));
         let (draining, drain_started) = oneshot::channel::<()>();
         let grpc_shutdown = {
             let mut stopped = stopped.clone();
@@ -354,14 +371,7 @@ impl Application {
             .http2_keepalive_interval(Some(self.limits.http2_keepalive))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .layer(IdleTrackLayer::default())
-            // Outside the request context, which stamps the ids this moves.
-            .layer(error_headers::layer())
-            .layer(self.context)
-            // Inside the request context: a deadline answer is logged, counted
-            // and carries the request id like any other.
-            .layer(DeadlineLayer)
-            .layer(InFlightLimitLayer::new(self.limits.in_flight))
-            .layer(OversizeStatusLayer::new(self.limits.max_request_size))
+            .layer(call_layers(self.context, &self.limits))
             .add_routes(self.routes);
         // One type for both arms: the plaintext and TLS streams differ.
         type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
@@ -369,7 +379,7 @@ impl Application {
             None => (
                 tokio::spawn(crate::transport::http_server::serve(
                     http_incoming,
-                    rest,
+                    http_face,
                     stopped.clone(),
                     self.drain_timeout,
                     idle_timeout,
@@ -384,7 +394,7 @@ impl Application {
                 (
                     tokio::spawn(crate::transport::http_server::serve(
                         tls.accept(Face::Rest, http_incoming),
-                        rest,
+                        http_face,
                         stopped.clone(),
                         self.drain_timeout,
                         idle_timeout,
@@ -435,6 +445,32 @@ impl Application {
         served?;
         Ok(())
     }
+}
+
+/// The layers every gRPC call passes, on the gRPC listener and as gRPC-Web.
+type CallLayers = ServiceBuilder<
+    Stack<
+        OversizeStatusLayer,
+        Stack<
+            InFlightLimitLayer,
+            Stack<
+                DeadlineLayer,
+                Stack<RequestContextLayer, Stack<HeadersBeforeErrorLayer, Identity>>,
+            >,
+        >,
+    >,
+>;
+
+fn call_layers(context: RequestContextLayer, limits: &GrpcLimits) -> CallLayers {
+    ServiceBuilder::new()
+        // Outside the request context, which stamps the ids this moves.
+        .layer(error_headers::layer())
+        .layer(context)
+        // Inside the request context: a deadline answer is logged, counted
+        // and carries the request id like any other.
+        .layer(DeadlineLayer)
+        .layer(InFlightLimitLayer::new(limits.in_flight.clone()))
+        .layer(OversizeStatusLayer::new(limits.max_request_size))
 }
 
 /// Accepted TCP connections with the socket options both listeners want.

@@ -55,6 +55,9 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// The HOST:PORT endpoint discovery hands out; the bound gRPC address without it.
     pub advertise_address: Option<String>,
+    /// Browser origins allowed to call the HTTP listener (REST and gRPC-Web);
+    /// `*`: any. None: no CORS (preflights are not answered).
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             http2_keepalive: Duration::from_secs(30),
             tls: None,
             advertise_address: None,
+            cors_allow_origins: Vec::new(),
         }
     }
 }

@@ -61,10 +61,22 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGE_SERVICE_GRPC_LISTEN", default_value_t = defaults().grpc_listen)]
     pub grpc_listen: SocketAddr,
 
-    /// Address of the REST/JSON listener (HTTP/1.1 and h2c), also serving /healthz
-    /// and /readyz. Port 0 picks a free port; the bound address is logged.
+    /// Address of the HTTP listener (HTTP/1.1 and h2c): REST/JSON, gRPC-Web,
+    /// /openapi.json, /docs, /healthz and /readyz. Port 0 picks a free port; the
+    /// bound address is logged.
     #[arg(long, env = "IMAGE_SERVICE_HTTP_LISTEN", default_value_t = defaults().http_listen)]
     pub http_listen: SocketAddr,
+
+    /// A browser origin (https://HOST[:PORT]) allowed to call the HTTP listener,
+    /// REST and gRPC-Web, with CORS preflights answered; repeat it, or "*" for
+    /// any origin. Off by default.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "IMAGE_SERVICE_CORS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
 
     /// Catalog file (JSON: {"computeImages": [...], "containerRegistryImages": [...]}).
     /// Without it the built-in demo catalog is served.
@@ -287,6 +299,7 @@ impl ServeArgs {
             http2_keepalive: self.http2_keepalive.into(),
             tls: self.tls.files(),
             advertise_address: self.advertise_address.clone(),
+            cors_allow_origins: self.cors_allow_origins.clone(),
         }
     }
 }

@@ -40,6 +40,7 @@ macro_rules! wrapping {
 pub mod auth;
 pub mod deadline;
 pub mod error_headers;
+pub mod http_face;
 pub mod http_server;
 pub mod idle;
 pub mod limits;
