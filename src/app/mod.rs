@@ -370,7 +370,10 @@ impl Application {
             .max_concurrent_streams(self.limits.grpc_max_streams)
             .http2_keepalive_interval(Some(self.limits.http2_keepalive))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            // gRPC-Web here too (HTTP/1.1 included); gRPC passes through untouched.
+            .accept_http1(true)
             .layer(IdleTrackLayer::default())
+            .layer(GrpcWebLayer::new())
             .layer(call_layers(self.context, &self.limits))
             .add_routes(self.routes);
         // One type for both arms: the plaintext and TLS streams differ.

@@ -10,7 +10,8 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Response};
-use http_body_util::{BodyExt, Empty};
+use http_body::Frame;
+use http_body_util::StreamBody;
 use tower::util::MapResponseLayer;
 
 use super::metadata::{GRPC_MESSAGE, GRPC_STATUS};
@@ -50,6 +51,9 @@ fn split_trailers_only(response: GrpcResponse) -> GrpcResponse {
             trailers.insert(name, value.clone());
         }
     }
-    let body = Empty::<Bytes>::new().with_trailers(std::future::ready(Some(Ok(trailers))));
+    // A stream of one trailers frame: unlike an empty body with trailers, its
+    // size is not known to be 0, so HTTP/1.1 (gRPC-Web) sends the trailers too.
+    let frame = Ok::<_, std::convert::Infallible>(Frame::<Bytes>::trailers(trailers));
+    let body = StreamBody::new(tokio_stream::once(frame));
     Response::from_parts(parts, tonic::body::Body::new(body))
 }

@@ -18,6 +18,7 @@ mod grpc_get;
 mod grpc_list_compute;
 mod grpc_list_encoded;
 mod grpc_list_registry;
+mod grpc_web;
 mod grpc_wire;
 mod health_reflection;
 mod limits;

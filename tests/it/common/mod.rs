@@ -148,6 +148,13 @@ pub fn write_temp(contents: &str) -> NamedTempFile {
     file
 }
 
+/// A temporary file holding `contents`.
+pub fn write_temp_bytes(contents: &[u8]) -> NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(contents).expect("write temp file");
+    file
+}
+
 /// The demo catalog as parsed JSON, to compare answers with.
 pub fn demo_catalog_json() -> serde_json::Value {
     serde_json::from_str(image_service::store::catalog::DEMO_CATALOG_JSON)
