@@ -53,6 +53,8 @@ pub enum Command {
     /// Read a token on standard input and print its SHA-256 digest (hex), as the
     /// --auth-tokens file lists it.
     HashToken,
+    /// Print the OpenAPI 3 document of the REST face (what /openapi.json serves).
+    Openapi,
 }
 
 #[derive(Debug, Clone, Args)]

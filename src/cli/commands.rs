@@ -23,6 +23,23 @@ pub fn run() -> ExitCode {
         Command::Import(args) => run_database_command(import(args)),
         Command::Export(args) => run_database_command(export(args)),
         Command::HashToken => hash_token(),
+        Command::Openapi => openapi(),
+    }
+}
+
+fn openapi() -> ExitCode {
+    let document = crate::proto::descriptor_pool()
+        .map_err(|err| err.to_string())
+        .and_then(|pool| {
+            crate::rest::openapi_json(pool, &crate::app::PUBLIC_SERVICES)
+                .map_err(|err| err.to_string())
+        });
+    match document {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(&format!("cannot make the OpenAPI document: {err}")),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod grpc_call;
 mod json;
+pub mod openapi;
 mod request;
 mod routes;
 mod template;
@@ -62,6 +63,17 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// Largest request body accepted (413 beyond): --max-request-size.
     max_body: usize,
+    /// The OpenAPI document of the routes, rendered once.
+    openapi: Bytes,
+}
+
+/// The page at `/docs`: the services and a form per call, read from `/openapi.json`.
+const DOCS_PAGE: &str = include_str!("docs_page.html");
+
+/// The OpenAPI document of the REST routes of `services`, as pretty JSON.
+pub fn openapi_json(pool: &DescriptorPool, services: &[&str]) -> Result<String, GatewayError> {
+    let table = RouteTable::from_services(pool, services)?;
+    Ok(serde_json::to_string_pretty(&openapi::document(&table, pool)).unwrap_or_default())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +100,7 @@ impl RestGateway {
             .get_message_by_name("google.rpc.Status")
             .ok_or(GatewayError::Missing("google.rpc.Status"))?;
         let plans = wire_json::JsonPlans::new(table.routes().iter().map(|route| &route.output));
+        let openapi = Bytes::from(openapi::document(&table, pool).to_string());
         Ok(Self {
             shared: Arc::new(Shared {
                 plans,
@@ -99,6 +112,7 @@ impl RestGateway {
                 in_flight,
                 metrics,
                 max_body,
+                openapi,
             }),
         })
     }
@@ -151,6 +165,12 @@ impl Shared {
             }
             (&Method::GET, "/readyz") => return self.readiness(&request_id).await,
             (&Method::GET, "/metrics") => return self.metrics_page(),
+            (&Method::GET, "/openapi.json") => {
+                return json_response(StatusCode::OK, self.openapi.clone(), 0);
+            }
+            (&Method::GET, "/swagger.json") => return redirect("/openapi.json"),
+            (&Method::GET, "/docs") => return html_response(DOCS_PAGE),
+            (&Method::GET, "/docs/") => return redirect("/docs"),
             _ => {}
         }
 
@@ -315,8 +335,36 @@ impl Shared {
     }
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>, code: i32) -> Response<RestBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn html_response(page: &'static str) -> Response<RestBody> {
+    let mut response = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // The page loads nothing from elsewhere, and may call only this server.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        ),
+    );
+    response.extensions_mut().insert(GrpcCode(0));
+    response
+}
+
+fn redirect(to: &'static str) -> Response<RestBody> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(to));
+    response.extensions_mut().insert(GrpcCode(0));
+    response
+}
+
+fn json_response(status: StatusCode, body: impl Into<Bytes>, code: i32) -> Response<RestBody> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
