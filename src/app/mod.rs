@@ -476,6 +476,13 @@ fn call_layers(context: RequestContextLayer, limits: &GrpcLimits) -> CallLayers 
         .layer(OversizeStatusLayer::new(limits.max_request_size))
 }
 
+/// The OpenAPI document `/openapi.json` serves, as pretty JSON.
+pub fn openapi_document() -> Result<String, StartupError> {
+    let pool =
+        proto::descriptor_pool().map_err(|err| StartupError::Descriptors(err.to_string()))?;
+    Ok(crate::rest::openapi_json(pool, &PUBLIC_SERVICES)?)
+}
+
 /// Accepted TCP connections with the socket options both listeners want.
 fn tcp_incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener)

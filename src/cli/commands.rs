@@ -28,13 +28,7 @@ pub fn run() -> ExitCode {
 }
 
 fn openapi() -> ExitCode {
-    let document = crate::proto::descriptor_pool()
-        .map_err(|err| err.to_string())
-        .and_then(|pool| {
-            crate::rest::openapi_json(pool, &crate::app::PUBLIC_SERVICES)
-                .map_err(|err| err.to_string())
-        });
-    match document {
+    match crate::app::openapi_document() {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS

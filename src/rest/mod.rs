@@ -346,7 +346,7 @@ fn html_response(page: &'static str) -> Response<RestBody> {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            "default-src 'self'; img-src 'self' data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
         ),
     );
     response.extensions_mut().insert(GrpcCode(0));

@@ -23,7 +23,10 @@ pub fn document(table: &RouteTable, pool: &DescriptorPool) -> Value {
         let verb = route.method.as_str().to_ascii_lowercase();
         let mut operation = operation(route, &mut schemas);
         // A method served on two routes (Cancel's POST twin) gets an id per route.
-        let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if !ids.insert(id.clone()) {
             operation["operationId"] = json!(format!("{id}.{verb}"));
         }

@@ -105,10 +105,18 @@ impl RouteTable {
     /// The route for `method` and the raw `path`, with the decoded path variables.
     pub fn find(&self, method: &Method, path: &str) -> Result<(&Route, PathVars<'_>), NoRoute> {
         let mut allowed = Vec::new();
+        // Once a path matched a route with its custom verb, the routes
+        // without one (tried after) don't get it: `{image_id}` must not take
+        // `x:listAccessBindings` for the PATCH of an image.
+        let mut verb_matched = false;
         for route in &self.routes {
+            if verb_matched && !route.template.has_verb() {
+                break;
+            }
             let Some(bound) = route.template.matches(path).map_err(NoRoute::BadPath)? else {
                 continue;
             };
+            verb_matched |= route.template.has_verb();
             if route.method == *method {
                 return Ok((route, bound));
             }
@@ -207,4 +215,26 @@ fn route_from_rule(
         input: method.input(),
         output: method.output(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_custom_verb_is_not_taken_by_a_variable_of_another_route() {
+        let pool = crate::proto::descriptor_pool().expect("descriptors");
+        let table = RouteTable::from_services(pool, &[crate::proto::COMPUTE_IMAGE_SERVICE])
+            .expect("routes");
+        let found = table.find(&Method::PATCH, "/compute/v1/images/fd8a:listAccessBindings");
+        assert_eq!(
+            found.err(),
+            Some(NoRoute::MethodNotAllowed(vec![Method::GET]))
+        );
+        let (route, vars) = table
+            .find(&Method::PATCH, "/compute/v1/images/fd8a")
+            .expect("the Update route");
+        assert!(route.grpc_path.ends_with("/Update"));
+        assert_eq!(vars, [("image_id", "fd8a".to_owned())]);
+    }
 }

@@ -24,6 +24,7 @@ mod health_reflection;
 mod limits;
 mod list_timing;
 mod metrics;
+mod openapi;
 mod postgres_compare;
 mod postgres_metrics;
 mod postgres_ops;

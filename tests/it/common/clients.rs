@@ -189,3 +189,37 @@ pub fn success_text(out: &Output, what: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A tool installed into the Python venv beside the SDK (`IMAGE_SERVICE_PYTHON`'s
+/// directory), e.g. `openapi-spec-validator` or `schemathesis`; else on PATH.
+pub fn venv_tool(name: &str, probe: &[&str]) -> Option<PathBuf> {
+    let beside = std::env::var_os("IMAGE_SERVICE_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|python| python.parent().map(|dir| dir.join(name)))
+        .filter(|path| path.exists());
+    let default = beside.map_or_else(|| name.to_owned(), |p| p.display().to_string());
+    find_installed(
+        "IMAGE_SERVICE_UNSET_TOOL",
+        &default,
+        probe,
+        name,
+        "pip install openapi-spec-validator==0.9.0 schemathesis==4.32.5 (tests/run.sh does)",
+    )
+}
+
+/// Debian's Chromium (`IMAGE_SERVICE_CHROMIUM`, else `chromium` on PATH), for
+/// the browser test; `apt-get install chromium` (tests/run.sh does, as root).
+pub fn chromium() -> Option<PathBuf> {
+    // Playwright wants a path, not a name to look up.
+    let default = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .unwrap_or("chromium");
+    find_installed(
+        "IMAGE_SERVICE_CHROMIUM",
+        default,
+        &["--version"],
+        "Chromium",
+        "apt-get install chromium",
+    )
+}
