@@ -102,6 +102,7 @@ impl TestSchema {
     /// Drops the schema and everything in it.
     pub async fn drop(mut self) {
         if let Some(admin) = self.admin.take() {
+            end_sessions_in(&admin, &self.name).await;
             admin
                 .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
                 .await
@@ -111,6 +112,22 @@ impl TestSchema {
             let _ = connection.await;
         }
     }
+}
+
+/// Ends the other sessions that hold locks in `schema` (a server's pool whose
+/// transaction was left open, as when the test's runtime stopped under it):
+/// the DROP would wait for them forever, and this drop runs while the runtime
+/// that would end them is blocked on it.
+async fn end_sessions_in(client: &tokio_postgres::Client, schema: &str) {
+    let _ = client
+        .execute(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+             JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+            &[&schema],
+        )
+        .await;
 }
 
 /// A test that failed before [`TestSchema::drop`] still drops its schema:
@@ -133,6 +150,7 @@ impl Drop for TestSchema {
                     tokio_postgres::connect(&base, tokio_postgres::NoTls).await
                 {
                     tokio::spawn(connection);
+                    end_sessions_in(&client, &name).await;
                     let _ = client
                         .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                         .await;
