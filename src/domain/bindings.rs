@@ -22,9 +22,14 @@ pub const MAX_BINDINGS: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// The subject types of the API.
-pub const SUBJECT_TYPES: [&str; 4] = ["userAccount", "serviceAccount", "federatedUser", "system"];
+pub const SUBJECT_TYPES: [&str; 4] = [
+    "userAccount",
+    "serviceAccount",
+    "federatedUser",
+    access::SYSTEM,
+];
 /// The ids a `system` subject may have besides groups.
-pub const SYSTEM_SUBJECTS: [&str; 2] = ["allAuthenticatedUsers", "allUsers"];
+pub const SYSTEM_SUBJECTS: [&str; 2] = [access::ALL_AUTHENTICATED_USERS, access::ALL_USERS];
 
 fn required(rule: TextRule, value: &str) -> Result<(), ApiError> {
     if value.is_empty() {
@@ -53,7 +58,7 @@ pub fn check_binding(binding: &AccessBinding) -> Result<(), ApiError> {
             .and_then(|rest| rest.strip_suffix(":users"))
             .is_some_and(|inner| !inner.is_empty())
     };
-    if subject.r#type == "system"
+    if subject.r#type == access::SYSTEM
         && !SYSTEM_SUBJECTS.contains(&subject.id.as_str())
         && !group(&subject.id, "organization")
         && !group(&subject.id, "federation")
@@ -64,7 +69,7 @@ pub fn check_binding(binding: &AccessBinding) -> Result<(), ApiError> {
         ));
     }
     if subject.r#type == access::SYSTEM
-        && [access::ALL_USERS, access::ALL_AUTHENTICATED_USERS].contains(&subject.id.as_str())
+        && SYSTEM_SUBJECTS.contains(&subject.id.as_str())
         && !Role::fits_everyone(&binding.role_id)
     {
         return Err(ApiError::invalid_argument(

@@ -78,22 +78,13 @@ fn openapi_path(route: &Route) -> String {
     out
 }
 
-/// The field paths the template binds.
-fn path_fields(route: &Route) -> Vec<String> {
-    let path = openapi_path(route);
-    path.split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
-        .collect()
-}
-
 fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     let (service, method) = route
         .grpc_path
         .trim_start_matches('/')
         .split_once('/')
         .unwrap_or(("", &route.grpc_path));
-    let bound = path_fields(route);
+    let bound: Vec<&str> = route.template.field_paths().collect();
     let mut parameters: Vec<Value> = bound
         .iter()
         .map(|field| {
@@ -106,7 +97,7 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
             })
         })
         .collect();
-    let top_level = |field: &FieldDescriptor| !bound.iter().any(|b| b == field.name());
+    let top_level = |field: &FieldDescriptor| !bound.contains(&field.name());
     let mut operation = Map::new();
     operation.insert("operationId".into(), json!(format!("{service}.{method}")));
     operation.insert("summary".into(), json!(format!("{service}.{method}")));

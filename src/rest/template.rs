@@ -189,6 +189,11 @@ impl PathTemplate {
     pub fn has_verb(&self) -> bool {
         self.verb.is_some()
     }
+
+    /// The field paths its variables bind, in order.
+    pub fn field_paths(&self) -> impl Iterator<Item = &str> {
+        self.variables.iter().map(|v| v.field_path.as_str())
+    }
 }
 
 impl fmt::Display for PathTemplate {

@@ -12,27 +12,25 @@ use super::backend_failed;
 use crate::domain::access::{self, Action, Caller, Resource, Service};
 use crate::domain::container::registry_of;
 use crate::error::ApiError;
-use crate::store::{BindingRepository, ContainerImageRepository, RepositoryError};
+use crate::proto::yandex::cloud::access::AccessBinding;
+use crate::store::{ContainerImageRepository, RepositoryError};
 
 pub use crate::domain::encoded::{compute_image_folder, encoded_string_field};
 
-/// Where the bindings of the resource of a call are: its image id and the
-/// repository that keeps them.
-pub type Bound<'a> = Option<(&'a dyn BindingRepository, &'a str)>;
-
 /// Lets the call go on when `caller` (if any) may do `action` to a resource
 /// of `service` in the folder `folder` finds (`None`: unknown, which only
-/// roles in every folder reach), or that a binding on the image of `bound`
-/// allows.
-pub async fn check<F>(
+/// roles in every folder reach), or that one of the resource's bindings
+/// (which `bindings` reads, only when the folder's roles are not enough) allows.
+pub async fn check<F, B>(
     caller: Option<&Caller>,
     action: Action,
     service: Service,
     folder: impl FnOnce() -> F,
-    bound: Bound<'_>,
+    bindings: impl FnOnce() -> B,
 ) -> Result<(), ApiError>
 where
     F: Future<Output = Result<Option<String>, RepositoryError>>,
+    B: Future<Output = Result<Vec<AccessBinding>, RepositoryError>>,
 {
     let Some(caller) = caller else {
         return Ok(());
@@ -41,32 +39,49 @@ where
         return Ok(());
     }
     let folder = folder().await.map_err(backend_failed)?;
-    let resource = Resource::in_folder(service, folder.as_deref());
-    if access::permits(caller, action, &resource) {
-        return Ok(());
-    }
-    match bound {
-        Some((repository, image_id)) => {
-            let bindings = repository
-                .image_bindings(image_id)
-                .await
-                .map_err(backend_failed)?;
-            access::authorize(caller, action, &resource.with_bindings(&bindings))
-        }
-        None => Err(access::denied(caller, action, folder.as_deref())),
-    }
+    decide(caller, action, service, folder.as_deref(), bindings).await
 }
 
 /// [`check`] for a resource whose folder is known.
-pub async fn check_in(
+pub async fn check_in<B>(
     caller: Option<&Caller>,
     action: Action,
     service: Service,
     folder: Option<&str>,
-    bound: Bound<'_>,
-) -> Result<(), ApiError> {
-    let folder = folder.map(str::to_owned);
-    check(caller, action, service, || async { Ok(folder) }, bound).await
+    bindings: impl FnOnce() -> B,
+) -> Result<(), ApiError>
+where
+    B: Future<Output = Result<Vec<AccessBinding>, RepositoryError>>,
+{
+    match caller {
+        Some(caller) => decide(caller, action, service, folder, bindings).await,
+        None => Ok(()),
+    }
+}
+
+/// The bindings of a resource that has none (a container image, or a store
+/// that keeps no bindings), for [`check`] and [`check_in`].
+pub fn no_bindings() -> std::future::Ready<Result<Vec<AccessBinding>, RepositoryError>> {
+    std::future::ready(Ok(Vec::new()))
+}
+
+/// The folder's roles first; the bindings only when those say no.
+async fn decide<B>(
+    caller: &Caller,
+    action: Action,
+    service: Service,
+    folder: Option<&str>,
+    bindings: impl FnOnce() -> B,
+) -> Result<(), ApiError>
+where
+    B: Future<Output = Result<Vec<AccessBinding>, RepositoryError>>,
+{
+    let resource = Resource::in_folder(service, folder);
+    if access::permits(caller, action, &resource) {
+        return Ok(());
+    }
+    let bindings = bindings().await.map_err(backend_failed)?;
+    access::authorize(caller, action, &resource.with_bindings(&bindings))
 }
 
 /// The folder of a container image or repository name: its registry's.

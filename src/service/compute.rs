@@ -2,6 +2,7 @@
 //! and GetLatestByFamily.
 
 use bytes::Bytes;
+use prost::Message;
 
 use super::authorize::{self, compute_image_folder};
 use super::{ImageApi, Images, backend_failed};
@@ -9,8 +10,6 @@ use crate::domain::ImageId;
 use crate::domain::access::{Action, Caller, Service};
 use crate::domain::compute::{ComputeImageQuery, LatestByFamily, ListComputeImages};
 use crate::error::ApiError;
-use prost::Message;
-
 use crate::proto::compute::{
     GetImageLatestByFamilyRequest, GetImageRequest, Image, ListImagesRequest,
 };
@@ -109,9 +108,14 @@ impl ComputeImages {
             .map_err(backend_failed)?;
         // A binding counts only when there is an image: a missing family is
         // told only to the folder's readers.
-        let bound = latest.as_ref().and_then(|image| self.bound(&image.id));
         let folder = Some(query.folder_id.as_str());
-        authorize::check_in(caller, Action::Read, Service::Compute, folder, bound).await?;
+        let bindings = || async {
+            match &latest {
+                Some(image) => self.image_bindings(&image.id).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        authorize::check_in(caller, Action::Read, Service::Compute, folder, bindings).await?;
         match latest {
             Some(image) => {
                 tracing::Span::current().record("image_id", image.id.as_str());

@@ -86,9 +86,12 @@ impl<A: ImageApi> Images<A> {
         Self { store, bindings }
     }
 
-    /// Where the bindings of image `id` are, when its images have bindings.
-    fn bound<'a>(&'a self, id: &'a str) -> authorize::Bound<'a> {
-        self.bindings.as_deref().map(|bindings| (bindings, id))
+    /// The bindings of image `id` (none when its images have no bindings).
+    async fn image_bindings(&self, id: &str) -> Result<Vec<AccessBinding>, RepositoryError> {
+        match &self.bindings {
+            Some(bindings) => bindings.image_bindings(id).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Get: the image's encoding. `caller` is who authentication let in (none
@@ -117,7 +120,7 @@ impl<A: ImageApi> Images<A> {
                 Action::Read,
                 A::SERVICE,
                 || A::folder_of_image(store, &image),
-                self.bound(id.as_str()),
+                || self.image_bindings(id.as_str()),
             ))
             .await?;
         }

@@ -37,9 +37,7 @@ use crate::proto::yandex::cloud::access::{
     AccessBinding, AccessBindingDelta, AccessBindingsOperationResult, ListAccessBindingsRequest,
     ListAccessBindingsResponse, SetAccessBindingsRequest, UpdateAccessBindingsRequest,
 };
-use crate::store::{
-    BindingRepository, ContainerImageRepository, RepositoryError, WriteRepository, WriteTransaction,
-};
+use crate::store::{ContainerImageRepository, RepositoryError, WriteRepository, WriteTransaction};
 
 /// The gRPC paths of the writes: what an idempotency key is scoped to.
 pub const CREATE: &str = "/yandex.cloud.compute.v1.ImageService/Create";
@@ -129,15 +127,13 @@ impl Asker<'_> {
         image: &compute::Image,
         tx: &mut dyn WriteTransaction,
     ) -> Result<(), ApiError> {
-        let Some(caller) = self.caller else {
-            return Ok(());
+        let folder = Some(image.folder_id.as_str());
+        // The transaction moves into the call: read once, if at all.
+        let bindings = move || {
+            let tx = tx;
+            tx.access_bindings(&image.id)
         };
-        let resource = Resource::in_folder(Service::Compute, Some(&image.folder_id));
-        if access::permits(caller, action, &resource) {
-            return Ok(());
-        }
-        let bindings = tx.access_bindings(&image.id).await.map_err(failed)?;
-        access::authorize(caller, action, &resource.with_bindings(&bindings))
+        authorize::check_in(self.caller, action, Service::Compute, folder, bindings).await
     }
 
     fn key(&self, method: &str, key: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -393,8 +389,8 @@ impl Writes {
             tx.commit().await.map_err(failed)?;
             let image = image?;
             let folder = Some(image.folder_id.as_str());
-            let bound = Some((self.bindings(), id.as_str()));
-            authorize::check_in(caller, Action::Read, Service::Compute, folder, bound).await?;
+            let bindings = || self.store.image_bindings(id.as_str());
+            authorize::check_in(caller, Action::Read, Service::Compute, folder, bindings).await?;
         }
         Ok(ListImageOperationsResponse {
             operations: page.operations.into_iter().map(|o| o.operation).collect(),
@@ -591,18 +587,13 @@ impl Writes {
         operation: &StoredOperation,
     ) -> Result<(), ApiError> {
         let folder = Some(operation.folder_id.as_str()).filter(|f| !f.is_empty());
-        let (service, bound) = match operation.kind() {
-            OperationKind::DeleteContainerImage => (Service::ContainerRegistry, None),
-            _ => (
-                Service::Compute,
-                Some((self.bindings(), operation.image_id.as_str())),
-            ),
-        };
-        authorize::check_in(caller, action, service, folder, bound).await
-    }
-
-    fn bindings(&self) -> &dyn BindingRepository {
-        self.store.as_ref()
+        if operation.kind() == OperationKind::DeleteContainerImage {
+            let service = Service::ContainerRegistry;
+            return authorize::check_in(caller, action, service, folder, authorize::no_bindings)
+                .await;
+        }
+        let bindings = || self.store.image_bindings(&operation.image_id);
+        authorize::check_in(caller, action, Service::Compute, folder, bindings).await
     }
 
     /// The reply to a write: the operation as started, with a timer set to

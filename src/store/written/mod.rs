@@ -431,6 +431,11 @@ where
     }
 }
 
+/// The bindings of an image as `State::bindings` keeps them.
+fn bindings_of(encoded: &[u8]) -> Result<Vec<AccessBinding>, RepositoryError> {
+    Ok(decode::<ListAccessBindingsResponse>(encoded)?.access_bindings)
+}
+
 fn decode<T: Message + Default>(encoded: &[u8]) -> Result<T, RepositoryError> {
     T::decode(encoded)
         .map_err(|err| RepositoryError::Internal(format!("a stored image does not decode: {err}")))
@@ -577,7 +582,7 @@ where
         image_id: &str,
     ) -> Result<Vec<AccessBinding>, RepositoryError> {
         match self.draft.bindings.get(image_id) {
-            Some(encoded) => Ok(decode::<ListAccessBindingsResponse>(encoded)?.access_bindings),
+            Some(encoded) => bindings_of(encoded),
             None => Ok(Vec::new()),
         }
     }
@@ -661,7 +666,7 @@ where
 {
     async fn image_bindings(&self, image_id: &str) -> Result<Vec<AccessBinding>, RepositoryError> {
         match self.state.load().bindings.get(image_id) {
-            Some(encoded) => Ok(decode::<ListAccessBindingsResponse>(encoded)?.access_bindings),
+            Some(encoded) => bindings_of(encoded),
             None => Ok(Vec::new()),
         }
     }
@@ -682,8 +687,7 @@ where
                 continue;
             };
             if compute_image_folder(&image).as_deref() == Some(folder) {
-                let bindings = decode::<ListAccessBindingsResponse>(encoded)?.access_bindings;
-                found.push((id.to_string(), bindings));
+                found.push((id.to_string(), bindings_of(encoded)?));
             }
         }
         Ok(found)

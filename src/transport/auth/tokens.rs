@@ -23,10 +23,9 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::access::{ALL_FOLDERS, Caller, Role};
+use crate::domain::access::{ALL_FOLDERS, Caller, Role, SYSTEM};
+use crate::domain::bindings::SUBJECT_TYPES;
 
-/// The subject types a token may have (`system` is for bindings only).
-const TOKEN_SUBJECT_TYPES: [&str; 3] = ["userAccount", "serviceAccount", "federatedUser"];
 const DEFAULT_SUBJECT_TYPE: &str = "userAccount";
 
 /// The SHA-256 digest of a token. Equality is constant-time, so a lookup that
@@ -148,10 +147,12 @@ fn caller_of(entry: &TokenEntry) -> Result<Caller, String> {
         .subject_type
         .as_deref()
         .unwrap_or(DEFAULT_SUBJECT_TYPE);
-    if !TOKEN_SUBJECT_TYPES.contains(&subject_type) {
+    // The API's subject types but `system`, which is for bindings only.
+    let token_types: Vec<&str> = SUBJECT_TYPES.into_iter().filter(|t| *t != SYSTEM).collect();
+    if !token_types.contains(&subject_type) {
         return Err(format!(
             "subject_type {subject_type:?} is not one of {}",
-            TOKEN_SUBJECT_TYPES.join(", ")
+            token_types.join(", ")
         ));
     }
     let mut caller = Caller::new(entry.subject.as_str(), subject_type);
