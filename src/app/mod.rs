@@ -28,12 +28,14 @@ use tower_http::cors::CorsLayer;
 use crate::grpc;
 use crate::grpc::endpoint::ApiEndpoints;
 use crate::ops::backend_health::BackendHealth;
+use crate::ops::replica_health::{IN_STEP_SERVICE, ReplicaHealth};
 use crate::ops::metrics::Metrics;
 use crate::proto;
 use crate::rest::{DirectGet, DirectGets, GatewayError, RestGateway};
 use crate::service::{ComputeImages, ContainerImages, Writes};
 use crate::store::catalog::{Catalog, CatalogError};
-use crate::store::postgres::{self, Database, DatabaseError};
+use crate::store::postgres::{self, Database, DatabaseError, PostgresRepository, changes};
+use crate::store::replica::{CachedReplica, Follower, FollowSettings};
 use crate::store::written::durable::{DataDirError, DurableLog};
 use crate::store::{
     BindingRepository, MemoryRepository, Repositories, RepositoryError, SwappableRepository,
@@ -119,6 +121,10 @@ pub struct Application {
     metrics: Arc<Metrics>,
     /// Watches the database, when served from one; stops with the server.
     backend_health: Option<BackendHealth>,
+    /// A cached replica: reports whether it is in step (stops with the
+    /// server), and keeps it in step (until the last call is answered).
+    replica_health: Option<ReplicaHealth>,
+    replica_follower: Option<Follower>,
     /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
     catalog_reload: Option<ReloadTasks>,
     /// Rereads the --auth-tokens file on SIGHUP; stops with the server.
@@ -167,7 +173,16 @@ impl Application {
                 let applied = postgres::migrate(&database).await?;
                 tracing::info!(applied, "database schema up to date");
             }
-            let mut app = Self::build_with_database(settings, database).await?;
+            let mut app = match settings.cache {
+                Some(follow) => Self::build_cached(settings, database, follow).await?,
+                None => {
+                    let mut writes = PostgresRepository::new(database.clone());
+                    if !changes::notifications_supported(&database).await? {
+                        writes = writes.without_notifications();
+                    }
+                    Self::build_on_database(settings, writes).await?
+                }
+            };
             // --- catalog reload: not applicable to a database ---
             tracing::info!("serving from the database: SIGHUP does not reload anything");
             app.catalog_reload = Some(
@@ -216,15 +231,51 @@ impl Application {
         settings: &Settings,
         database: Database,
     ) -> Result<Self, StartupError> {
+        Self::build_on_database(settings, PostgresRepository::new(database)).await
+    }
+
+    async fn build_on_database(
+        settings: &Settings,
+        repository: PostgresRepository,
+    ) -> Result<Self, StartupError> {
+        let database = repository.database().clone();
         let mut app =
-            Self::build_with_repositories(settings, Repositories::postgres(database.clone()))
-                .await?;
+            Self::build_with_repositories(settings, Repositories::postgres(repository)).await?;
         app.metrics.watch_database(database.clone());
         app.backend_health = Some(BackendHealth::spawn(
             database,
             app.health.clone(),
             &SERVED_SERVICES,
         ));
+        Ok(app)
+    }
+
+    /// Builds the server on memory kept in step with a database (which must
+    /// be reachable: the catalog is read from it first), and starts following it.
+    pub async fn build_cached(
+        settings: &Settings,
+        database: Database,
+        follow: FollowSettings,
+    ) -> Result<Self, StartupError> {
+        let notify = changes::notifications_supported(&database).await?;
+        let mut writes = PostgresRepository::new(database.clone());
+        if !notify {
+            writes = writes.without_notifications();
+        }
+        let replica = CachedReplica::load(writes).await?;
+        let mut app =
+            Self::build_with_repositories(settings, Repositories::cached(replica.clone())).await?;
+        app.metrics.watch_database(database);
+        app.metrics.watch_replica(replica.status().clone());
+        app.replica_health = Some(ReplicaHealth::spawn(
+            replica.status().clone(),
+            app.health.clone(),
+        ));
+        let follow = FollowSettings {
+            listen: follow.listen && notify,
+            ..follow
+        };
+        app.replica_follower = Some(Follower::spawn(replica, follow));
         Ok(app)
     }
 
@@ -309,6 +360,8 @@ impl Application {
                 idle_timeout: Some(settings.idle_timeout).filter(|t| !t.is_zero()),
             },
             backend_health: None,
+            replica_health: None,
+            replica_follower: None,
             catalog_reload: None,
             tokens_reload,
             tls,
@@ -346,6 +399,7 @@ impl Application {
         );
         let _catalog_reload = self.catalog_reload;
         let _tokens_reload = self.tokens_reload;
+        let _replica_follower = self.replica_follower;
         let (stop, stopped) = watch::channel(false);
         let http_incoming = tcp_incoming(self.http_listener);
         let grpc_incoming = tcp_incoming(self.grpc_listener);
@@ -430,11 +484,14 @@ impl Application {
         let health = self.health.clone();
         let shutdown_delay = self.shutdown_delay;
         let backend_health = self.backend_health;
+        let replica_health = self.replica_health;
         let signal = async move {
             shutdown.await;
             // The database watcher must not report SERVING again while draining.
             drop(backend_health);
-            for service in PUBLIC_SERVICES.into_iter().chain([""]) {
+            let in_step = replica_health.is_some().then_some(IN_STEP_SERVICE);
+            drop(replica_health);
+            for service in PUBLIC_SERVICES.into_iter().chain([""]).chain(in_step) {
                 health
                     .set_service_status(service, ServingStatus::NotServing)
                     .await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub use crate::service::WriteSettings;
 use crate::store::postgres::PoolSettings;
+use crate::store::replica::FollowSettings;
 use crate::transport::tls::TlsFiles;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Check the database schema rather than migrate it.
     pub no_migrate: bool,
+    /// With a database: serve reads from memory kept in step with it, so.
+    pub cache: Option<FollowSettings>,
     /// How long start-up waits for the database.
     pub database_startup_timeout: Duration,
     pub pool: PoolSettings,
@@ -71,6 +74,7 @@ impl Default for Settings {
             writes: WriteSettings::default(),
             database_url: None,
             no_migrate: false,
+            cache: None,
             database_startup_timeout: Duration::from_secs(30),
             pool: PoolSettings::default(),
             auth_tokens: None,

@@ -136,6 +136,22 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGE_SERVICE_DATABASE_STARTUP_TIMEOUT", default_value_t = shown(defaults().database_startup_timeout), value_parser = parse_duration)]
     pub database_startup_timeout: Duration,
 
+    /// With --database-url: serve reads from memory. The catalog is loaded from
+    /// the database at start and kept in step with it (its change sequence,
+    /// LISTEN/NOTIFY and polling); writes still go to the database first.
+    #[arg(long, env = "IMAGE_SERVICE_CACHE", value_parser = FalseyValueParser::new(), requires = "database_url")]
+    pub cache: bool,
+
+    /// With --cache: how often the change sequence is read even without a
+    /// notification (the longest a change missed with a lost connection waits).
+    #[arg(long, env = "IMAGE_SERVICE_CACHE_POLL_INTERVAL", default_value_t = shown(crate::store::replica::FollowSettings::default().poll_interval), value_parser = parse_duration)]
+    pub cache_poll_interval: Duration,
+
+    /// With --cache: don't LISTEN for notifications, poll only (for engines
+    /// that speak PostgreSQL's protocol without LISTEN/NOTIFY).
+    #[arg(long, env = "IMAGE_SERVICE_CACHE_NO_LISTEN", value_parser = FalseyValueParser::new())]
+    pub cache_no_listen: bool,
+
     #[command(flatten)]
     pub pool: PoolArgs,
 
@@ -286,6 +302,10 @@ impl ServeArgs {
             },
             database_url: self.database_url.clone(),
             no_migrate: self.no_migrate,
+            cache: self.cache.then_some(crate::store::replica::FollowSettings {
+                poll_interval: self.cache_poll_interval.into(),
+                listen: !self.cache_no_listen,
+            }),
             database_startup_timeout: self.database_startup_timeout.into(),
             pool: self.pool.settings(),
             auth_tokens: self.auth_tokens.clone(),

@@ -28,6 +28,7 @@ use prometheus_client::registry::Registry;
 use prost_reflect::DescriptorPool;
 
 use crate::store::postgres::{Database, ErrorKind};
+use crate::store::replica::ReplicaStatus;
 use crate::transport::limits::InFlight;
 use crate::transport::request_context::CallMeter;
 
@@ -109,6 +110,7 @@ pub struct Metrics {
     catalog_reloads: Family<ReloadLabels, Counter>,
     catalog_loaded: Gauge<f64, AtomicU64>,
     database: Arc<OnceLock<Database>>,
+    replica: Arc<OnceLock<Arc<ReplicaStatus>>>,
 }
 
 impl Metrics {
@@ -159,6 +161,8 @@ impl Metrics {
         );
         let database = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(DatabaseCollector(database.clone())));
+        let replica = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(ReplicaCollector(replica.clone())));
         for result in ["ok", "failed"] {
             drop(catalog_reloads.get_or_create(&ReloadLabels { result }));
         }
@@ -176,6 +180,7 @@ impl Metrics {
             catalog_reloads,
             catalog_loaded,
             database,
+            replica,
         };
         for service in services.iter().filter_map(|s| pool.get_service_by_name(s)) {
             for method in service.methods() {
@@ -254,6 +259,11 @@ impl Metrics {
     /// Reports `database`'s pool state and errors from now on (read at each scrape).
     pub fn watch_database(&self, database: Database) {
         let _ = self.database.set(database);
+    }
+
+    /// Reports a cached replica's standing from now on (read at each scrape).
+    pub fn watch_replica(&self, status: Arc<ReplicaStatus>) {
+        let _ = self.replica.set(status);
     }
 
     /// Counts a catalog reload that succeeded (`ok`) or kept the old catalog.
@@ -346,6 +356,77 @@ impl Collector for DatabaseCollector {
             };
             let metric = family.encode_family(&labels)?;
             ConstCounter::new(database.errors(kind)).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// A cached replica's standing against the database, read at scrape time.
+struct ReplicaCollector(Arc<OnceLock<Arc<ReplicaStatus>>>);
+
+impl std::fmt::Debug for ReplicaCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplicaCollector")
+    }
+}
+
+impl Collector for ReplicaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(status) = self.0.get() else {
+            return Ok(());
+        };
+        let report = status.report();
+        for (name, help, value) in [
+            (
+                "image_service_replica_in_step",
+                "1 while this cached replica is in step with the database (reachable, caught up, notifications flowing when followed)",
+                i64::from(report.in_step),
+            ),
+            (
+                "image_service_replica_database_reachable",
+                "1 while the last catch-up with the database succeeded",
+                i64::from(report.reachable),
+            ),
+            (
+                "image_service_replica_listening",
+                "1 while the notification connection is up and caught up",
+                i64::from(report.listening),
+            ),
+            (
+                "image_service_replica_sequence",
+                "The database change number the served data holds",
+                report.sequence,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(value).encode(metric)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "image_service_replica_data_age_seconds",
+            "How old the served data may be: 0 while in step with notifications flowing, else the time since the last successful catch-up",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(report.data_age.as_secs_f64()).encode(metric)?;
+        for (name, help, value) in [
+            (
+                "image_service_replica_changes_applied",
+                "Changes (images, bindings) taken in from the database",
+                report.changes_applied,
+            ),
+            (
+                "image_service_replica_reloads",
+                "Times the whole catalog was loaded again (changes pruned, a catalog import)",
+                report.reloads,
+            ),
+            (
+                "image_service_replica_listener_connects",
+                "Times the notification connection was (re)established and caught up",
+                report.listener_connects,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
         }
         Ok(())
     }

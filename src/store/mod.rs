@@ -60,6 +60,7 @@ macro_rules! impl_repositories {
 pub mod catalog;
 mod memory;
 pub mod postgres;
+pub mod replica;
 mod swappable;
 pub mod write;
 pub mod written;
@@ -233,9 +234,19 @@ impl Repositories {
         }
     }
 
+    /// Both APIs served from memory, kept in step with a PostgreSQL database
+    /// that takes the writes.
+    pub fn cached(replica: Arc<replica::CachedReplica>) -> Self {
+        Self {
+            compute: replica.clone(),
+            container: replica.clone(),
+            writes: Some(replica),
+        }
+    }
+
     /// Both APIs served from one PostgreSQL database.
-    pub fn postgres(database: postgres::Database) -> Self {
-        let repository = Arc::new(PostgresRepository::new(database));
+    pub fn postgres(repository: PostgresRepository) -> Self {
+        let repository = Arc::new(repository);
         Self {
             compute: repository.clone(),
             container: repository.clone(),

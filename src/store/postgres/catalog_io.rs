@@ -10,6 +10,7 @@ use deadpool_postgres::Transaction;
 use prost::Message;
 use tokio_postgres::types::ToSql;
 
+use super::changes::{ChangeKind, ChangeSet};
 use super::pool::{Database, query_error};
 use crate::domain::container::registry_of;
 use crate::proto::{compute, container_registry};
@@ -34,6 +35,7 @@ pub async fn import_catalog(
     catalog: &Catalog,
     mode: ImportMode,
 ) -> Result<(), RepositoryError> {
+    let notify = super::changes::notifications_supported(database).await?;
     let mut client = database.connection().await?;
     let transaction = client.transaction().await.map_err(query_error)?;
     if mode == ImportMode::Replace {
@@ -59,6 +61,10 @@ pub async fn import_catalog(
     for chunk in catalog.container_registries.chunks(BATCH) {
         insert_registries(&transaction, chunk).await?;
     }
+    // Cached replicas load the whole catalog again.
+    let mut changed = ChangeSet::default();
+    changed.add(ChangeKind::Catalog, "");
+    changed.record(&transaction, notify).await?;
     transaction.commit().await.map_err(query_error)
 }
 

@@ -108,6 +108,26 @@ CREATE TABLE access_bindings (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "change sequence for cached replicas",
+        sql: r#"
+CREATE TABLE image_change_sequence (
+    id INTEGER PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    pruned_through BIGINT NOT NULL
+);
+INSERT INTO image_change_sequence (id, seq, pruned_through) VALUES (1, 0, 0);
+CREATE TABLE image_changes (
+    seq BIGINT NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    changed_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (seq, kind, id)
+);
+CREATE INDEX image_changes_changed_at ON image_changes (changed_at_ms);
+"#,
+    },
 ];
 
 /// Applies the migrations the database lacks, in order; returns how many.

@@ -7,13 +7,15 @@
 //! - `sql`: the List queries (filter, order, keyset paging) as SQL;
 //! - `catalog_io`: import and export of catalog files;
 //! - `tls`: TLS to the server, from the URL's `sslmode` and `sslrootcert`;
-//! - `writes`: the write API's transactions (images, operations, keys).
+//! - `writes`: the write API's transactions (images, operations, keys);
+//! - `changes`: the change sequence cached replicas follow.
 //!
 //! Only portable SQL (no PL/pgSQL, no triggers), so CockroachDB and YugabyteDB
 //! can hold it too. Text columns use the "C" collation: bytewise order, the
 //! order of Rust strings, which the in-memory backend sorts by.
 
 mod catalog_io;
+pub mod changes;
 mod migrations;
 mod pool;
 mod sql;
@@ -44,11 +46,26 @@ use crate::proto::compute::image::Status;
 #[derive(Clone)]
 pub struct PostgresRepository {
     database: Database,
+    /// Whether writes notify the replicas listening (see [`changes`]).
+    notify: bool,
 }
 
 impl PostgresRepository {
     pub fn new(database: Database) -> Self {
-        Self { database }
+        Self {
+            database,
+            notify: true,
+        }
+    }
+
+    /// Writes that don't notify: for an engine without notifications.
+    pub fn without_notifications(mut self) -> Self {
+        self.notify = false;
+        self
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 }
 

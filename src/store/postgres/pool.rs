@@ -66,6 +66,10 @@ pub struct Database {
     pool: Pool,
     statement_timeout: Duration,
     errors: Arc<ErrorCounts>,
+    /// How the pool connects, for a connection of its own outside the pool
+    /// (a cached replica's LISTEN for changes).
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl std::fmt::Debug for Database {
@@ -141,9 +145,10 @@ impl Database {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match tls.connector()? {
-            Some(connector) => Manager::from_config(config, connector, manager_config),
-            None => Manager::from_config(config, NoTls, manager_config),
+        let connector = tls.connector()?;
+        let manager = match connector.clone() {
+            Some(connector) => Manager::from_config(config.clone(), connector, manager_config),
+            None => Manager::from_config(config.clone(), NoTls, manager_config),
         };
         let pool = Pool::builder(manager)
             .max_size(limits.size.max(1))
@@ -157,6 +162,8 @@ impl Database {
             pool,
             statement_timeout: limits.statement_timeout,
             errors: Arc::default(),
+            config,
+            tls: connector,
         })
     }
 
@@ -301,6 +308,44 @@ impl Database {
             .map_err(|_| Late { limit, call })
     }
 
+    /// A connection of its own, outside the pool, named `purpose` in
+    /// `pg_stat_activity` (`application_name`); the messages the server sends
+    /// unasked (notifications) go to `messages` until the connection ends,
+    /// which then closes the channel.
+    pub async fn dedicated_connection(
+        &self,
+        purpose: &str,
+        messages: tokio::sync::mpsc::UnboundedSender<tokio_postgres::AsyncMessage>,
+    ) -> Result<tokio_postgres::Client, RepositoryError> {
+        let mut config = self.config.clone();
+        let name = config.get_application_name().unwrap_or("image-service");
+        config.application_name(format!("{name} {purpose}"));
+        let connecting = async {
+            match &self.tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls.clone()).await?;
+                    tokio::spawn(forward_messages(connection, messages));
+                    Ok(client)
+                }
+                None => {
+                    let (client, connection) = config.connect(NoTls).await?;
+                    tokio::spawn(forward_messages(connection, messages));
+                    Ok(client)
+                }
+            }
+        };
+        match tokio::time::timeout(self.statement_timeout, connecting).await {
+            Ok(connected) => connected.map_err(|err| self.failed(err)),
+            Err(_) => {
+                self.count(ErrorKind::Timeout);
+                Err(RepositoryError::Unavailable(format!(
+                    "no connection to the database within {:?}",
+                    self.statement_timeout
+                )))
+            }
+        }
+    }
+
     /// The statement timeout the pool's connections run with.
     pub fn statement_timeout(&self) -> Duration {
         self.statement_timeout
@@ -342,6 +387,30 @@ impl Database {
                         "the database did not answer within {limit:?}"
                     ))
                 })
+            }
+        }
+    }
+}
+
+/// Drives a dedicated connection, passing on what the server sends unasked,
+/// until it ends or nobody listens any more.
+async fn forward_messages<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    messages: tokio::sync::mpsc::UnboundedSender<tokio_postgres::AsyncMessage>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+        match message {
+            Ok(message) => {
+                if messages.send(message).is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "a dedicated database connection ended");
+                return;
             }
         }
     }

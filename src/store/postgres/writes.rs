@@ -12,6 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use super::PostgresRepository;
 use super::catalog_io::insert_compute;
+use super::changes::{ChangeKind, ChangeSet};
 use super::pool::query_error;
 use crate::domain::operation::{IdempotencyKey, StoredOperation};
 use crate::proto::Timestamp;
@@ -38,6 +39,9 @@ fn decode<T: Message + Default>(row: &Row, what: &str) -> Result<T, RepositoryEr
 pub struct PostgresTransaction {
     /// `None` once committed.
     client: Option<Object>,
+    /// What it changed, recorded in the change sequence when it commits.
+    changes: ChangeSet,
+    notify: bool,
 }
 
 impl PostgresTransaction {
@@ -136,15 +140,18 @@ impl WriteTransaction for PostgresTransaction {
     }
 
     async fn put_compute_image(&mut self, image: &compute::Image) -> Result<(), RepositoryError> {
+        self.changes.add(ChangeKind::ComputeImage, &image.id);
         insert_compute(self.client()?, std::slice::from_ref(image)).await
     }
 
     async fn delete_compute_image(&mut self, id: &str) -> Result<(), RepositoryError> {
+        self.changes.add(ChangeKind::ComputeImage, id);
         self.execute("DELETE FROM compute_images WHERE id = $1", &[&id])
             .await
     }
 
     async fn delete_container_image(&mut self, id: &str) -> Result<(), RepositoryError> {
+        self.changes.add(ChangeKind::ContainerImage, id);
         self.execute("DELETE FROM container_images WHERE id = $1", &[&id])
             .await
     }
@@ -249,6 +256,7 @@ impl WriteTransaction for PostgresTransaction {
         image_id: &str,
         bindings: &[AccessBinding],
     ) -> Result<(), RepositoryError> {
+        self.changes.add(ChangeKind::Bindings, image_id);
         if bindings.is_empty() {
             return self
                 .execute(
@@ -275,6 +283,10 @@ impl WriteTransaction for PostgresTransaction {
             .client
             .take()
             .ok_or_else(|| RepositoryError::Internal("the transaction has ended".into()))?;
+        if let Err(err) = self.changes.record(&client, self.notify).await {
+            drop(Object::take(client));
+            return Err(err);
+        }
         match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -329,6 +341,35 @@ impl BindingRepository for PostgresRepository {
     }
 }
 
+impl PostgresRepository {
+    /// An operation and the number of the last change committed when it was
+    /// read (in the same statement, so the operation's own changes are in).
+    pub async fn operation_at_change(
+        &self,
+        id: &str,
+    ) -> Result<(Option<StoredOperation>, i64), RepositoryError> {
+        let row = self
+            .database
+            .query_opt(
+                "SELECT o.body, s.seq FROM image_change_sequence s \
+                 LEFT JOIN operations o ON o.id = $1 WHERE s.id = 1",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| RepositoryError::Internal("image_change_sequence has no row".into()))?;
+        let seq: i64 = row.try_get("seq").map_err(query_error)?;
+        let body: Option<&[u8]> = row.try_get("body").map_err(query_error)?;
+        let found = body
+            .map(|body| {
+                StoredOperation::decode(body).map_err(|err| {
+                    RepositoryError::Internal(format!("an operation does not decode: {err}"))
+                })
+            })
+            .transpose()?;
+        Ok((found, seq))
+    }
+}
+
 #[async_trait]
 impl WriteRepository for PostgresRepository {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction + '_>, RepositoryError> {
@@ -336,6 +377,8 @@ impl WriteRepository for PostgresRepository {
         client.batch_execute("BEGIN").await.map_err(query_error)?;
         Ok(Box::new(PostgresTransaction {
             client: Some(client),
+            changes: ChangeSet::default(),
+            notify: self.notify,
         }))
     }
 

@@ -41,6 +41,7 @@ use crate::domain::{FolderId, ImageId};
 use crate::proto::Timestamp;
 use crate::proto::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::proto::{compute, container_registry};
+use super::postgres::changes::Current;
 use durable::{Change, DurableLog};
 
 type Map<K, V> = imbl::HashMap<K, V>;
@@ -270,6 +271,54 @@ where
             compute_images,
             ..Catalog::default()
         })))
+    }
+}
+
+impl<B> WrittenCatalog<B>
+where
+    B: ComputeImageRepository + ContainerImageRepository,
+{
+    /// Takes in changes another writer made, as they now stand (a cached
+    /// replica following the database): published together, like a commit.
+    pub async fn apply_current(&self, changes: Vec<Current>) -> Result<(), RepositoryError> {
+        let _turn = self.writer.lock().await;
+        let mut draft = State::clone(&self.state.load());
+        for change in changes {
+            match change {
+                Current::ComputeImage {
+                    id,
+                    image: Some(encoded),
+                } => {
+                    let folder = compute_image_folder(&encoded).unwrap_or_default();
+                    draft.put_compute(&id, &folder, Some(encoded));
+                }
+                Current::ComputeImage { id, image: None } => {
+                    // Its folder, for the folder's index: from what is served now.
+                    let served = match draft.compute.get(id.as_str()) {
+                        Some(written) => written.clone(),
+                        None => match ImageId::parse("image_id", id.clone()) {
+                            Ok(image_id) => self.catalog.get_compute_image_encoded(&image_id).await?,
+                            Err(_) => None,
+                        },
+                    };
+                    if let Some(folder) = served.as_deref().and_then(compute_image_folder) {
+                        draft.put_compute(&id, &folder, None);
+                    }
+                }
+                Current::ContainerImage { id, exists: false } => {
+                    draft.container_deleted.insert(id.as_str().into());
+                }
+                Current::ContainerImage { id, exists: true } => {
+                    draft.container_deleted.remove(id.as_str());
+                }
+                Current::Bindings { image_id, encoded } => {
+                    let encoded = encoded.unwrap_or_default();
+                    draft.apply(&Change::Bindings { image_id, encoded })?;
+                }
+            }
+        }
+        self.state.store(Arc::new(draft));
+        Ok(())
     }
 }
 

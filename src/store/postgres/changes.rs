@@ -1,0 +1,482 @@
+//! The change sequence: how cached replicas learn what other writers did.
+//!
+//! Every write transaction that changes images or bindings takes the next
+//! number of `image_change_sequence` (one row, updated in the transaction:
+//! its row lock makes writers take numbers in commit order, so a number is
+//! visible only once every smaller one is) and records in `image_changes`
+//! what it touched, by kind and id. It then notifies the schema's channel
+//! (`pg_notify`, delivered at commit) where the engine has one.
+//!
+//! A replica reads, in one snapshot, the sequence and the rows of everything
+//! changed since the number it holds: nothing is missed, whatever happened to
+//! its notifications. Changes older than an hour are pruned; the sequence
+//! row remembers up to where (`pruned_through`), so a replica further behind
+//! knows it must load everything again instead of guessing.
+//!
+//! Portable SQL but for the notification (PostgreSQL's), which is probed at
+//! start: without it replicas poll the sequence.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::{AsyncMessage, Client};
+use tokio_stream::StreamExt;
+
+use super::pool::{Database, query_error};
+use crate::proto::container_registry;
+use crate::store::RepositoryError;
+use crate::store::catalog::{Catalog, EncodedImages, ImageList};
+
+/// What a change touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    ComputeImage,
+    ContainerImage,
+    /// The access bindings of a compute image.
+    Bindings,
+    /// Anything at all (an import): the whole catalog must be read again.
+    Catalog,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ComputeImage => "compute",
+            Self::ContainerImage => "container",
+            Self::Bindings => "bindings",
+            Self::Catalog => "catalog",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Self::ComputeImage,
+            Self::ContainerImage,
+            Self::Bindings,
+            Self::Catalog,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// What one transaction changed, recorded when it commits.
+#[derive(Debug, Default)]
+pub struct ChangeSet(BTreeSet<(ChangeKind, String)>);
+
+impl ChangeSet {
+    pub fn add(&mut self, kind: ChangeKind, id: &str) {
+        self.0.insert((kind, id.to_owned()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes the next sequence number for these changes and records them;
+    /// run last in the transaction (the sequence row stays locked until it
+    /// ends), `notify`: then tells listening replicas (at commit).
+    pub async fn record(
+        &self,
+        client: &impl GenericClient,
+        notify: bool,
+    ) -> Result<(), RepositoryError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<&str> = self.0.iter().map(|(kind, _)| kind.as_str()).collect();
+        let ids: Vec<&str> = self.0.iter().map(|(_, id)| id.as_str()).collect();
+        let statement = client
+            .prepare_cached(
+                "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
+                 INSERT INTO image_changes (seq, kind, id, changed_at_ms) \
+                 SELECT next.seq, c.kind, c.id, $3 FROM next, UNNEST($1::TEXT[], $2::TEXT[]) AS c (kind, id)",
+            )
+            .await
+            .map_err(query_error)?;
+        client
+            .execute(&statement, &[&kinds, &ids, &now_ms()])
+            .await
+            .map_err(query_error)?;
+        if notify {
+            let statement = client
+                .prepare_cached(NOTIFY_SQL)
+                .await
+                .map_err(query_error)?;
+            client.execute(&statement, &[]).await.map_err(query_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// The schema's channel: per schema, so deployments sharing a database don't
+/// wake each other; hashed, as channel names are short.
+const CHANNEL_SQL: &str = "'image_changes_' || md5(coalesce(current_schema(), ''))";
+const NOTIFY_SQL: &str =
+    "SELECT pg_notify('image_changes_' || md5(coalesce(current_schema(), '')), '')";
+
+/// Whether the engine has `pg_notify` (PostgreSQL does; some engines that
+/// speak its protocol don't): writes notify only if so.
+pub async fn notifications_supported(database: &Database) -> Result<bool, RepositoryError> {
+    let client = database.connection().await?;
+    match client.execute(NOTIFY_SQL, &[]).await {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_db_error().is_some() => {
+            tracing::info!(error = %err, "the database has no notifications: cached replicas poll for changes");
+            Ok(false)
+        }
+        Err(err) => Err(query_error(err)),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Where the sequence stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The number of the last committed change.
+    pub seq: i64,
+    /// Changes up to this number are no longer recorded.
+    pub pruned_through: i64,
+}
+
+pub async fn head(database: &Database) -> Result<Head, RepositoryError> {
+    let row = database
+        .query_opt(
+            "SELECT seq, pruned_through FROM image_change_sequence WHERE id = 1",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| RepositoryError::Internal("image_change_sequence has no row".into()))?;
+    Ok(Head {
+        seq: row.try_get(0).map_err(query_error)?,
+        pruned_through: row.try_get(1).map_err(query_error)?,
+    })
+}
+
+/// A change as a replica applies it: what the touched thing is now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Current {
+    /// A compute image's encoding; `None`: it is gone.
+    ComputeImage { id: String, image: Option<Bytes> },
+    /// A container image: whether it still exists.
+    ContainerImage { id: String, exists: bool },
+    /// An image's bindings (a `ListAccessBindingsResponse` encoding); `None`: none.
+    Bindings {
+        image_id: String,
+        encoded: Option<Bytes>,
+    },
+}
+
+/// What changed after the number a replica holds.
+#[derive(Debug)]
+pub enum Since {
+    /// Up to `seq`, these things changed; each is given as it stands at `seq`.
+    Changes { seq: i64, current: Vec<Current> },
+    /// The record doesn't reach back that far, or the whole catalog changed,
+    /// or the database is not the one the replica followed: load it again.
+    Reload { why: String },
+}
+
+/// What changed after `after`, read in one snapshot.
+pub async fn since(database: &Database, after: i64) -> Result<Since, RepositoryError> {
+    let mut client = database.connection().await?;
+    let transaction = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(query_error)?;
+    let row = transaction
+        .query_one(
+            "SELECT seq, pruned_through FROM image_change_sequence WHERE id = 1",
+            &[],
+        )
+        .await
+        .map_err(query_error)?;
+    let head = Head {
+        seq: row.try_get(0).map_err(query_error)?,
+        pruned_through: row.try_get(1).map_err(query_error)?,
+    };
+    if head.seq < after {
+        return Ok(Since::Reload {
+            why: format!(
+                "the database is at change {}, behind this replica's {after}",
+                head.seq
+            ),
+        });
+    }
+    if after < head.pruned_through {
+        return Ok(Since::Reload {
+            why: format!(
+                "changes up to {} are pruned and this replica holds {after}",
+                head.pruned_through
+            ),
+        });
+    }
+    let rows = transaction
+        .query(
+            "SELECT DISTINCT kind, id FROM image_changes WHERE seq > $1 AND seq <= $2",
+            &[&after, &head.seq],
+        )
+        .await
+        .map_err(query_error)?;
+    let mut touched: [Vec<String>; 3] = Default::default();
+    for row in &rows {
+        let kind: &str = row.try_get(0).map_err(query_error)?;
+        let id: String = row.try_get(1).map_err(query_error)?;
+        match ChangeKind::parse(kind) {
+            Some(ChangeKind::ComputeImage) => touched[0].push(id),
+            Some(ChangeKind::ContainerImage) => touched[1].push(id),
+            Some(ChangeKind::Bindings) => touched[2].push(id),
+            Some(ChangeKind::Catalog) => {
+                return Ok(Since::Reload {
+                    why: "the catalog was imported".into(),
+                });
+            }
+            None => {
+                return Ok(Since::Reload {
+                    why: format!("a change of unknown kind {kind:?}"),
+                });
+            }
+        }
+    }
+    let [compute, container, bindings] = touched;
+    let mut current = Vec::with_capacity(compute.len() + container.len() + bindings.len());
+    let found = bodies(
+        &transaction,
+        "SELECT id, body FROM compute_images WHERE id = ANY($1)",
+        &compute,
+    )
+    .await?;
+    for id in compute {
+        let image = found.get(&id).cloned();
+        current.push(Current::ComputeImage { id, image });
+    }
+    let found = bodies(
+        &transaction,
+        "SELECT id, body FROM container_images WHERE id = ANY($1)",
+        &container,
+    )
+    .await?;
+    for id in container {
+        let exists = found.contains_key(&id);
+        current.push(Current::ContainerImage { id, exists });
+    }
+    let found = bodies(
+        &transaction,
+        "SELECT image_id, body FROM access_bindings WHERE image_id = ANY($1)",
+        &bindings,
+    )
+    .await?;
+    for image_id in bindings {
+        let encoded = found.get(&image_id).cloned();
+        current.push(Current::Bindings { image_id, encoded });
+    }
+    transaction.commit().await.map_err(query_error)?;
+    Ok(Since::Changes {
+        seq: head.seq,
+        current,
+    })
+}
+
+/// The bodies of the rows of `ids`, by id.
+async fn bodies(
+    transaction: &impl GenericClient,
+    sql: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Bytes>, RepositoryError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = transaction.query(sql, &[&ids]).await.map_err(query_error)?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get(0).map_err(query_error)?;
+            let body: &[u8] = row.try_get(1).map_err(query_error)?;
+            Ok((id, Bytes::copy_from_slice(body)))
+        })
+        .collect()
+}
+
+/// Everything, as of one change number: what a replica starts from.
+pub struct Snapshot {
+    pub seq: i64,
+    pub catalog: Catalog,
+    /// Per image, its bindings as a `ListAccessBindingsResponse` encoding.
+    pub bindings: Vec<(String, Bytes)>,
+}
+
+/// How long reading the whole catalog may take (the pool's statement
+/// timeout is for calls, not for a million rows).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Reads the whole catalog and the bindings in one snapshot, the rows
+/// streamed (not collected) into the in-memory layout.
+pub async fn snapshot(database: &Database) -> Result<Snapshot, RepositoryError> {
+    let mut client = database.connection().await?;
+    let transaction = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(query_error)?;
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            SNAPSHOT_TIMEOUT.as_millis()
+        ))
+        .await
+        .map_err(query_error)?;
+    let row = transaction
+        .query_one("SELECT seq FROM image_change_sequence WHERE id = 1", &[])
+        .await
+        .map_err(query_error)?;
+    let seq: i64 = row.try_get(0).map_err(query_error)?;
+    let compute = encoded_rows(&transaction, "compute_images").await?;
+    let container = encoded_rows(&transaction, "container_images").await?;
+    let registries = transaction
+        .query("SELECT body FROM container_registries ORDER BY id", &[])
+        .await
+        .map_err(query_error)?;
+    let container_registries = registries
+        .iter()
+        .map(super::decode_row::<container_registry::Registry>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = transaction
+        .query("SELECT image_id, body FROM access_bindings", &[])
+        .await
+        .map_err(query_error)?;
+    let bindings = rows
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get(0).map_err(query_error)?;
+            let body: &[u8] = row.try_get(1).map_err(query_error)?;
+            Ok((id, Bytes::copy_from_slice(body)))
+        })
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+    transaction.commit().await.map_err(query_error)?;
+    let catalog = Catalog {
+        compute_images: ImageList::from_chunks(vec![compute]).map_err(repeated)?,
+        container_images: ImageList::from_chunks(vec![container]).map_err(repeated)?,
+        container_registries,
+    };
+    Ok(Snapshot {
+        seq,
+        catalog,
+        bindings,
+    })
+}
+
+fn repeated(duplicate: crate::store::catalog::Duplicate) -> RepositoryError {
+    RepositoryError::Internal(format!("the database holds id {:?} twice", duplicate.id))
+}
+
+/// Every row of an image table, by id, as encoded images.
+async fn encoded_rows(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+) -> Result<EncodedImages, RepositoryError> {
+    let statement = transaction
+        .prepare(&format!("SELECT id, body FROM {table} ORDER BY id"))
+        .await
+        .map_err(query_error)?;
+    let rows = transaction
+        .query_raw(&statement, std::iter::empty::<i32>())
+        .await
+        .map_err(query_error)?;
+    let mut rows = std::pin::pin!(rows);
+    let mut images = EncodedImages::default();
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(query_error)?;
+        let id: &str = row.try_get(0).map_err(query_error)?;
+        let body: &[u8] = row.try_get(1).map_err(query_error)?;
+        images.push_encoded(id, body);
+    }
+    Ok(images)
+}
+
+/// How long changes are kept for replicas that fell behind.
+pub const RETENTION: Duration = Duration::from_secs(3600);
+
+/// Forgets the changes older than [`RETENTION`]; returns how many.
+pub async fn prune(database: &Database) -> Result<u64, RepositoryError> {
+    let horizon = now_ms() - i64::try_from(RETENTION.as_millis()).unwrap_or(i64::MAX);
+    let mut client = database.connection().await?;
+    let transaction = client.transaction().await.map_err(query_error)?;
+    let row = transaction
+        .query_one(
+            "SELECT max(seq) FROM image_changes WHERE changed_at_ms < $1",
+            &[&horizon],
+        )
+        .await
+        .map_err(query_error)?;
+    let Some(through): Option<i64> = row.try_get(0).map_err(query_error)? else {
+        return Ok(0);
+    };
+    let deleted = transaction
+        .execute("DELETE FROM image_changes WHERE seq <= $1", &[&through])
+        .await
+        .map_err(query_error)?;
+    transaction
+        .execute(
+            "UPDATE image_change_sequence SET pruned_through = $1 WHERE id = 1 AND pruned_through < $1",
+            &[&through],
+        )
+        .await
+        .map_err(query_error)?;
+    transaction.commit().await.map_err(query_error)?;
+    Ok(deleted)
+}
+
+/// A connection listening on the schema's channel.
+pub struct Listener {
+    /// Held: dropping it closes the connection.
+    _client: Client,
+    messages: tokio::sync::mpsc::UnboundedReceiver<AsyncMessage>,
+}
+
+impl Listener {
+    pub async fn connect(database: &Database) -> Result<Self, RepositoryError> {
+        let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
+        let client = database
+            .dedicated_connection("change listener", sender)
+            .await?;
+        let row = client
+            .query_one(&format!("SELECT {CHANNEL_SQL}"), &[])
+            .await
+            .map_err(query_error)?;
+        let channel: String = row.try_get(0).map_err(query_error)?;
+        // An md5 in hex after a fixed prefix: safe to quote as it is.
+        client
+            .batch_execute(&format!("LISTEN \"{channel}\""))
+            .await
+            .map_err(query_error)?;
+        Ok(Self {
+            _client: client,
+            messages,
+        })
+    }
+
+    /// Waits for the next notification, then takes any others already
+    /// there with it; `false`: the connection is gone.
+    pub async fn changed(&mut self) -> bool {
+        loop {
+            match self.messages.recv().await {
+                Some(AsyncMessage::Notification(_)) => break,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+        while let Ok(_more) = self.messages.try_recv() {}
+        true
+    }
+}
