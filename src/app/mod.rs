@@ -28,14 +28,14 @@ use tower_http::cors::CorsLayer;
 use crate::grpc;
 use crate::grpc::endpoint::ApiEndpoints;
 use crate::ops::backend_health::BackendHealth;
-use crate::ops::replica_health::{IN_STEP_SERVICE, ReplicaHealth};
 use crate::ops::metrics::Metrics;
+use crate::ops::replica_health::{IN_STEP_SERVICE, ReplicaHealth};
 use crate::proto;
 use crate::rest::{DirectGet, DirectGets, GatewayError, RestGateway};
 use crate::service::{ComputeImages, ContainerImages, Writes};
 use crate::store::catalog::{Catalog, CatalogError};
 use crate::store::postgres::{self, Database, DatabaseError, PostgresRepository, changes};
-use crate::store::replica::{CachedReplica, Follower, FollowSettings};
+use crate::store::replica::{CachedReplica, FollowSettings, Follower};
 use crate::store::written::durable::{DataDirError, DurableLog};
 use crate::store::{
     BindingRepository, MemoryRepository, Repositories, RepositoryError, SwappableRepository,

@@ -34,6 +34,7 @@ mod real_clients_list;
 mod real_clients_rest;
 mod real_clients_writes;
 mod reload;
+mod replicas;
 mod rest;
 mod roles;
 mod tls;

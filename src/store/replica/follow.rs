@@ -111,7 +111,9 @@ async fn follow(replica: Arc<CachedReplica>, settings: FollowSettings) {
                 log_reachability(&replica, was_reachable, &caught_up, &mut outage_logged);
             }
             Woke::ListenerLost => {
-                tracing::warn!("cached replica: the notification connection is lost; reconnecting (changes are polled meanwhile)");
+                tracing::warn!(
+                    "cached replica: the notification connection is lost; reconnecting (changes are polled meanwhile)"
+                );
                 listener = None;
                 replica.status.set_listening(false);
                 reconnect_at = Instant::now() + reconnect_after;

@@ -27,7 +27,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-pub use follow::{Follower, FollowSettings};
+pub use follow::{FollowSettings, Follower};
 pub use status::{ReplicaStatus, StatusReport};
 
 use super::postgres::changes::{self, Current, Since};

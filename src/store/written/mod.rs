@@ -28,6 +28,7 @@ use prost::Message;
 use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
 
 use super::catalog::{Catalog, EncodedImages, ImageList};
+use super::postgres::changes::Current;
 use super::write::{BindingRepository, OperationPage, WriteRepository, WriteTransaction};
 use super::{
     ComputeImageRepository, ContainerImageRepository, EncodedPage, ListError, MemoryRepository,
@@ -41,7 +42,6 @@ use crate::domain::{FolderId, ImageId};
 use crate::proto::Timestamp;
 use crate::proto::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::proto::{compute, container_registry};
-use super::postgres::changes::Current;
 use durable::{Change, DurableLog};
 
 type Map<K, V> = imbl::HashMap<K, V>;
@@ -297,7 +297,9 @@ where
                     let served = match draft.compute.get(id.as_str()) {
                         Some(written) => written.clone(),
                         None => match ImageId::parse("image_id", id.clone()) {
-                            Ok(image_id) => self.catalog.get_compute_image_encoded(&image_id).await?,
+                            Ok(image_id) => {
+                                self.catalog.get_compute_image_encoded(&image_id).await?
+                            }
                             Err(_) => None,
                         },
                     };
