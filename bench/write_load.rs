@@ -5,6 +5,7 @@
 //! Prints `key=value` lines: creates, errors, seconds, per_second, p50_us, p99_us.
 //!
 //! Usage: write-load --addr HOST:PORT [--seconds 5] [--concurrency 8] [--rate 0]
+//!        [--folder b1gbenchwrites]
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ struct Args {
     seconds: f64,
     concurrency: usize,
     rate: f64,
+    /// Names are unique per folder, so Creates in one folder take turns.
+    folder: String,
 }
 
 fn args() -> Result<Args, String> {
@@ -25,6 +28,7 @@ fn args() -> Result<Args, String> {
         seconds: 5.0,
         concurrency: 8,
         rate: 0.0,
+        folder: "b1gbenchwrites".into(),
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -37,6 +41,7 @@ fn args() -> Result<Args, String> {
             "--seconds" => args.seconds = number()?,
             "--concurrency" => args.concurrency = number()? as usize,
             "--rate" => args.rate = number()?,
+            "--folder" => args.folder = value.clone(),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -46,9 +51,9 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn request(run: u32, worker: usize, n: usize) -> CreateImageRequest {
+fn request(folder: &str, run: u32, worker: usize, n: usize) -> CreateImageRequest {
     CreateImageRequest {
-        folder_id: "b1gbenchwrites".into(),
+        folder_id: folder.into(),
         // Names are unique per folder: each run has its own.
         name: format!("w{run}-{worker}-{n}"),
         description: "bench/write_load".into(),
@@ -75,6 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
     let workers = (0..args.concurrency).map(|worker| {
         let mut client = ImageServiceClient::new(channel.clone());
+        let folder = args.folder.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -89,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     next += interval;
                 }
                 let sent = Instant::now();
-                match client.create(request(run, worker, n)).await {
+                match client.create(request(&folder, run, worker, n)).await {
                     Ok(_) => latencies.push(sent.elapsed()),
                     Err(_) => errors += 1,
                 }
