@@ -65,22 +65,11 @@ readonly COMPUTE_LIST=/yandex.cloud.compute.v1.ImageService/List
 readonly COMPUTE_LATEST=/yandex.cloud.compute.v1.ImageService/GetLatestByFamily
 readonly BENCH_SCHEMA=image_service_bench
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # ---------------------------------------------------------------- tools
 # h2load drives the load; curl samples single answers with their trailers.
-need_tool() { # command debian-package
-  command -v "$1" >/dev/null && return
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    log "installing $2 (for $1)"
-    # apt-get update first: a fresh machine has no package lists.
-    if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; then
-      die "apt-get install $2 failed"
-    fi
-  fi
-  command -v "$1" >/dev/null || die "$1 not found: install it (Debian: apt-get install $2)"
-}
 need_tool h2load nghttp2-client
 need_tool curl curl
 need_tool valgrind valgrind

@@ -27,9 +27,9 @@ fi
 : "${BENCH_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
 readonly SCHEMA=image_service_bench_writes GET=/yandex.cloud.compute.v1.ImageService/Get
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-command -v h2load >/dev/null || die "h2load not found (Debian: nghttp2-client)"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+need_tool h2load nghttp2-client
 
 profile_args=()
 [[ $BENCH_PROFILE == release ]] && profile_args=(--release)

@@ -394,7 +394,7 @@ impl Collector for ReplicaCollector {
             ),
             (
                 "image_service_replica_sequence",
-                "The database change number the served data holds",
+                "The change numbers the served data holds, added up over the sequence's shards (grows with every change taken in)",
                 report.sequence,
             ),
         ] {

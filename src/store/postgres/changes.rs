@@ -1,17 +1,23 @@
 //! The change sequence: how cached replicas learn what other writers did.
 //!
-//! Every write transaction that changes images or bindings takes the next
-//! number of `image_change_sequence` (one row, updated in the transaction:
-//! its row lock makes writers take numbers in commit order, so a number is
-//! visible only once every smaller one is) and records in `image_changes`
-//! what it touched, by kind and id. It then notifies the schema's channel
-//! (`pg_notify`, delivered at commit) where the engine has one.
+//! The sequence is [`SHARDS`] counters (rows of `image_change_sequence`); a
+//! thing changed (an image, an image's bindings) belongs to the shard of its
+//! id. Every write transaction that changes something takes the next number
+//! of each shard it touched (the row is updated in the transaction: its row
+//! lock makes writers of a shard take numbers in commit order, so a number is
+//! visible only once every smaller one of its shard is) and records in
+//! `image_changes` what it touched, by kind and id. It then notifies the
+//! schema's channel (`pg_notify`, delivered at commit) where the engine has
+//! one. Writers of different shards don't wait for each other, so their
+//! commits still share the log's flushes (one counter would make every write
+//! of every replica wait for the one before it to reach the disk).
 //!
-//! A replica reads, in one snapshot, the sequence and the rows of everything
-//! changed since the number it holds: nothing is missed, whatever happened to
-//! its notifications. Changes older than an hour are pruned; the sequence
-//! row remembers up to where (`pruned_through`), so a replica further behind
-//! knows it must load everything again instead of guessing.
+//! A replica holds a [`Position`], one number per shard, and reads, in one
+//! snapshot, the counters and everything changed after its position: nothing
+//! is missed, whatever happened to its notifications. Changes older than an
+//! hour are pruned; each counter remembers up to where (`pruned_through`), so
+//! a replica further behind knows it must load everything again instead of
+//! guessing.
 //!
 //! Portable SQL but for the notification (PostgreSQL's), which is probed at
 //! start: without it replicas poll the sequence.
@@ -62,22 +68,70 @@ impl ChangeKind {
     }
 }
 
+/// How many counters the change sequence has.
+pub const SHARDS: usize = 16;
+
+/// The shard of a thing's id: FNV-1a, fixed forever (every writer of every
+/// version must agree). The whole catalog is shard 0.
+fn shard_of(kind: ChangeKind, id: &str) -> i32 {
+    if kind == ChangeKind::Catalog {
+        return 0;
+    }
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % SHARDS as u64) as i32
+}
+
+/// Where a replica stands: the last change number it holds of each shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position(pub [i64; SHARDS]);
+
+impl Position {
+    /// Whether it holds every change `other` does.
+    pub fn covers(&self, other: &Position) -> bool {
+        self.0.iter().zip(&other.0).all(|(mine, theirs)| mine >= theirs)
+    }
+
+    /// All numbers added up: grows with every change (for the metrics).
+    pub fn total(&self) -> i64 {
+        self.0.iter().sum()
+    }
+
+    fn from_rows(rows: &[tokio_postgres::Row], column: usize) -> Result<Self, RepositoryError> {
+        let mut position = Self::default();
+        for row in rows {
+            let shard: i32 = row.try_get(0).map_err(query_error)?;
+            let value: i64 = row.try_get(column).map_err(query_error)?;
+            let slot = usize::try_from(shard)
+                .ok()
+                .and_then(|shard| position.0.get_mut(shard))
+                .ok_or_else(|| {
+                    RepositoryError::Internal(format!("image_change_sequence has shard {shard}"))
+                })?;
+            *slot = value;
+        }
+        Ok(position)
+    }
+}
+
 /// What one transaction changed, recorded when it commits.
 #[derive(Debug, Default)]
-pub struct ChangeSet(BTreeSet<(ChangeKind, String)>);
+pub struct ChangeSet(BTreeSet<(i32, ChangeKind, String)>);
 
 impl ChangeSet {
     pub fn add(&mut self, kind: ChangeKind, id: &str) {
-        self.0.insert((kind, id.to_owned()));
+        self.0.insert((shard_of(kind, id), kind, id.to_owned()));
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    /// Takes the next sequence number for these changes and records them;
-    /// run last in the transaction (the sequence row stays locked until it
-    /// ends), `notify`: then tells listening replicas (at commit).
+    /// Takes the next number of each shard these changes touch and records
+    /// them; run last in the transaction (the counters stay locked until it
+    /// ends; taken in shard order, so writers can't deadlock on them),
+    /// `notify`: then tells listening replicas (at commit).
     pub async fn record(
         &self,
         client: &impl GenericClient,
@@ -86,20 +140,28 @@ impl ChangeSet {
         if self.0.is_empty() {
             return Ok(());
         }
-        let kinds: Vec<&str> = self.0.iter().map(|(kind, _)| kind.as_str()).collect();
-        let ids: Vec<&str> = self.0.iter().map(|(_, id)| id.as_str()).collect();
         let statement = client
             .prepare_cached(
-                "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
-                 INSERT INTO image_changes (seq, kind, id, changed_at_ms) \
-                 SELECT next.seq, c.kind, c.id, $3 FROM next, UNNEST($1::TEXT[], $2::TEXT[]) AS c (kind, id)",
+                "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq) \
+                 INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
+                 SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id)",
             )
             .await
             .map_err(query_error)?;
-        client
-            .execute(&statement, &[&kinds, &ids, &now_ms()])
-            .await
-            .map_err(query_error)?;
+        let now = now_ms();
+        let mut rest = self.0.iter().peekable();
+        while let Some(&&(shard, _, _)) = rest.peek() {
+            let mut kinds = Vec::new();
+            let mut ids = Vec::new();
+            while let Some((_, kind, id)) = rest.next_if(|(s, _, _)| *s == shard) {
+                kinds.push(kind.as_str());
+                ids.push(id.as_str());
+            }
+            client
+                .execute(&statement, &[&shard, &kinds, &ids, &now])
+                .await
+                .map_err(query_error)?;
+        }
         if notify {
             let statement = client
                 .prepare_cached(NOTIFY_SQL)
@@ -137,27 +199,39 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+const HEAD_SQL: &str = "SELECT shard, seq, pruned_through FROM image_change_sequence";
+
 /// Where the sequence stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
-    /// The number of the last committed change.
-    pub seq: i64,
-    /// Changes up to this number are no longer recorded.
-    pub pruned_through: i64,
+    /// The number of the last committed change of each shard.
+    pub seq: Position,
+    /// Changes up to these numbers are no longer recorded.
+    pub pruned_through: Position,
+}
+
+impl Head {
+    fn from_rows(rows: &[tokio_postgres::Row]) -> Result<Self, RepositoryError> {
+        if rows.len() != SHARDS {
+            return Err(RepositoryError::Internal(format!(
+                "image_change_sequence has {} rows, not {SHARDS}",
+                rows.len()
+            )));
+        }
+        Ok(Self {
+            seq: Position::from_rows(rows, 1)?,
+            pruned_through: Position::from_rows(rows, 2)?,
+        })
+    }
 }
 
 pub async fn head(database: &Database) -> Result<Head, RepositoryError> {
-    let row = database
-        .query_opt(
-            "SELECT seq, pruned_through FROM image_change_sequence WHERE id = 1",
-            &[],
-        )
-        .await?
-        .ok_or_else(|| RepositoryError::Internal("image_change_sequence has no row".into()))?;
-    Ok(Head {
-        seq: row.try_get(0).map_err(query_error)?,
-        pruned_through: row.try_get(1).map_err(query_error)?,
-    })
+    Head::from_rows(&database.query(HEAD_SQL, &[]).await?)
+}
+
+/// The position of the database now (for an operation read beside it).
+pub(super) fn position_of(rows: &[tokio_postgres::Row]) -> Result<Position, RepositoryError> {
+    Position::from_rows(rows, 1)
 }
 
 /// A change as a replica applies it: what the touched thing is now.
@@ -174,18 +248,18 @@ pub enum Current {
     },
 }
 
-/// What changed after the number a replica holds.
+/// What changed after the position a replica holds.
 #[derive(Debug)]
 pub enum Since {
     /// Up to `seq`, these things changed; each is given as it stands at `seq`.
-    Changes { seq: i64, current: Vec<Current> },
+    Changes { seq: Position, current: Vec<Current> },
     /// The record doesn't reach back that far, or the whole catalog changed,
     /// or the database is not the one the replica followed: load it again.
     Reload { why: String },
 }
 
 /// What changed after `after`, read in one snapshot.
-pub async fn since(database: &Database, after: i64) -> Result<Since, RepositoryError> {
+pub async fn since(database: &Database, after: &Position) -> Result<Since, RepositoryError> {
     let mut client = database.connection().await?;
     let transaction = client
         .build_transaction()
@@ -194,57 +268,57 @@ pub async fn since(database: &Database, after: i64) -> Result<Since, RepositoryE
         .start()
         .await
         .map_err(query_error)?;
-    let row = transaction
-        .query_one(
-            "SELECT seq, pruned_through FROM image_change_sequence WHERE id = 1",
-            &[],
-        )
+    let statement = transaction
+        .prepare_cached(HEAD_SQL)
         .await
         .map_err(query_error)?;
-    let head = Head {
-        seq: row.try_get(0).map_err(query_error)?,
-        pruned_through: row.try_get(1).map_err(query_error)?,
-    };
-    if head.seq < after {
+    let head = Head::from_rows(&transaction.query(&statement, &[]).await.map_err(query_error)?)?;
+    if !head.seq.covers(after) {
         return Ok(Since::Reload {
             why: format!(
-                "the database is at change {}, behind this replica's {after}",
-                head.seq
+                "the database is at changes {:?}, behind this replica's {:?}",
+                head.seq.0, after.0
             ),
         });
     }
-    if after < head.pruned_through {
+    if !after.covers(&head.pruned_through) {
         return Ok(Since::Reload {
-            why: format!(
-                "changes up to {} are pruned and this replica holds {after}",
-                head.pruned_through
-            ),
+            why: "the changes since this replica's position are pruned".into(),
         });
     }
-    let rows = transaction
-        .query(
-            "SELECT DISTINCT kind, id FROM image_changes WHERE seq > $1 AND seq <= $2",
-            &[&after, &head.seq],
+    let statement = transaction
+        .prepare_cached(
+            "SELECT DISTINCT kind, id FROM image_changes WHERE shard = $1 AND seq > $2 AND seq <= $3",
         )
         .await
         .map_err(query_error)?;
     let mut touched: [Vec<String>; 3] = Default::default();
-    for row in &rows {
-        let kind: &str = row.try_get(0).map_err(query_error)?;
-        let id: String = row.try_get(1).map_err(query_error)?;
-        match ChangeKind::parse(kind) {
-            Some(ChangeKind::ComputeImage) => touched[0].push(id),
-            Some(ChangeKind::ContainerImage) => touched[1].push(id),
-            Some(ChangeKind::Bindings) => touched[2].push(id),
-            Some(ChangeKind::Catalog) => {
-                return Ok(Since::Reload {
-                    why: "the catalog was imported".into(),
-                });
-            }
-            None => {
-                return Ok(Since::Reload {
-                    why: format!("a change of unknown kind {kind:?}"),
-                });
+    for (shard, (from, to)) in after.0.iter().zip(&head.seq.0).enumerate() {
+        if from == to {
+            continue;
+        }
+        let shard = shard as i32;
+        let rows = transaction
+            .query(&statement, &[&shard, from, to])
+            .await
+            .map_err(query_error)?;
+        for row in &rows {
+            let kind: &str = row.try_get(0).map_err(query_error)?;
+            let id: String = row.try_get(1).map_err(query_error)?;
+            match ChangeKind::parse(kind) {
+                Some(ChangeKind::ComputeImage) => touched[0].push(id),
+                Some(ChangeKind::ContainerImage) => touched[1].push(id),
+                Some(ChangeKind::Bindings) => touched[2].push(id),
+                Some(ChangeKind::Catalog) => {
+                    return Ok(Since::Reload {
+                        why: "the catalog was imported".into(),
+                    });
+                }
+                None => {
+                    return Ok(Since::Reload {
+                        why: format!("a change of unknown kind {kind:?}"),
+                    });
+                }
             }
         }
     }
@@ -296,7 +370,11 @@ async fn bodies(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows = transaction.query(sql, &[&ids]).await.map_err(query_error)?;
+    let statement = transaction.prepare_cached(sql).await.map_err(query_error)?;
+    let rows = transaction
+        .query(&statement, &[&ids])
+        .await
+        .map_err(query_error)?;
     rows.iter()
         .map(|row| {
             let id: String = row.try_get(0).map_err(query_error)?;
@@ -306,9 +384,9 @@ async fn bodies(
         .collect()
 }
 
-/// Everything, as of one change number: what a replica starts from.
+/// Everything, as of one position: what a replica starts from.
 pub struct Snapshot {
-    pub seq: i64,
+    pub seq: Position,
     pub catalog: Catalog,
     /// Per image, its bindings as a `ListAccessBindingsResponse` encoding.
     pub bindings: Vec<(String, Bytes)>,
@@ -336,11 +414,8 @@ pub async fn snapshot(database: &Database) -> Result<Snapshot, RepositoryError> 
         ))
         .await
         .map_err(query_error)?;
-    let row = transaction
-        .query_one("SELECT seq FROM image_change_sequence WHERE id = 1", &[])
-        .await
-        .map_err(query_error)?;
-    let seq: i64 = row.try_get(0).map_err(query_error)?;
+    let rows = transaction.query(HEAD_SQL, &[]).await.map_err(query_error)?;
+    let seq = Head::from_rows(&rows)?.seq;
     let compute = encoded_rows(&transaction, "compute_images").await?;
     let container = encoded_rows(&transaction, "container_images").await?;
     let registries = transaction
@@ -412,27 +487,32 @@ pub async fn prune(database: &Database) -> Result<u64, RepositoryError> {
     let horizon = now_ms() - i64::try_from(RETENTION.as_millis()).unwrap_or(i64::MAX);
     let mut client = database.connection().await?;
     let transaction = client.transaction().await.map_err(query_error)?;
-    let row = transaction
-        .query_one(
-            "SELECT max(seq) FROM image_changes WHERE changed_at_ms < $1",
+    let rows = transaction
+        .query(
+            "SELECT shard, max(seq) FROM image_changes WHERE changed_at_ms < $1 GROUP BY shard",
             &[&horizon],
         )
         .await
         .map_err(query_error)?;
-    let Some(through): Option<i64> = row.try_get(0).map_err(query_error)? else {
-        return Ok(0);
-    };
-    let deleted = transaction
-        .execute("DELETE FROM image_changes WHERE seq <= $1", &[&through])
-        .await
-        .map_err(query_error)?;
-    transaction
-        .execute(
-            "UPDATE image_change_sequence SET pruned_through = $1 WHERE id = 1 AND pruned_through < $1",
-            &[&through],
-        )
-        .await
-        .map_err(query_error)?;
+    let mut deleted = 0;
+    for row in &rows {
+        let shard: i32 = row.try_get(0).map_err(query_error)?;
+        let through: i64 = row.try_get(1).map_err(query_error)?;
+        deleted += transaction
+            .execute(
+                "DELETE FROM image_changes WHERE shard = $1 AND seq <= $2",
+                &[&shard, &through],
+            )
+            .await
+            .map_err(query_error)?;
+        transaction
+            .execute(
+                "UPDATE image_change_sequence SET pruned_through = $2 WHERE shard = $1 AND pruned_through < $2",
+                &[&shard, &through],
+            )
+            .await
+            .map_err(query_error)?;
+    }
     transaction.commit().await.map_err(query_error)?;
     Ok(deleted)
 }

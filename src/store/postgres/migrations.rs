@@ -113,17 +113,19 @@ CREATE TABLE access_bindings (
         name: "change sequence for cached replicas",
         sql: r#"
 CREATE TABLE image_change_sequence (
-    id INTEGER PRIMARY KEY,
+    shard INTEGER PRIMARY KEY,
     seq BIGINT NOT NULL,
     pruned_through BIGINT NOT NULL
 );
-INSERT INTO image_change_sequence (id, seq, pruned_through) VALUES (1, 0, 0);
+INSERT INTO image_change_sequence (shard, seq, pruned_through) VALUES
+    (0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0), (5, 0, 0), (6, 0, 0), (7, 0, 0), (8, 0, 0), (9, 0, 0), (10, 0, 0), (11, 0, 0), (12, 0, 0), (13, 0, 0), (14, 0, 0), (15, 0, 0);
 CREATE TABLE image_changes (
+    shard INTEGER NOT NULL,
     seq BIGINT NOT NULL,
     kind TEXT COLLATE "C" NOT NULL,
     id TEXT COLLATE "C" NOT NULL,
     changed_at_ms BIGINT NOT NULL,
-    PRIMARY KEY (seq, kind, id)
+    PRIMARY KEY (shard, seq, kind, id)
 );
 CREATE INDEX image_changes_changed_at ON image_changes (changed_at_ms);
 "#,

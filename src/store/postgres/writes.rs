@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use super::PostgresRepository;
 use super::catalog_io::insert_compute;
-use super::changes::{ChangeKind, ChangeSet};
+use super::changes::{self, ChangeKind, ChangeSet, Position};
 use super::pool::query_error;
 use crate::domain::operation::{IdempotencyKey, StoredOperation};
 use crate::proto::Timestamp;
@@ -342,23 +342,25 @@ impl BindingRepository for PostgresRepository {
 }
 
 impl PostgresRepository {
-    /// An operation and the number of the last change committed when it was
+    /// An operation and the position of the change sequence when it was
     /// read (in the same statement, so the operation's own changes are in).
     pub async fn operation_at_change(
         &self,
         id: &str,
-    ) -> Result<(Option<StoredOperation>, i64), RepositoryError> {
-        let row = self
+    ) -> Result<(Option<StoredOperation>, Position), RepositoryError> {
+        let rows = self
             .database
-            .query_opt(
-                "SELECT o.body, s.seq FROM image_change_sequence s \
-                 LEFT JOIN operations o ON o.id = $1 WHERE s.id = 1",
+            .query(
+                "SELECT s.shard, s.seq, o.body FROM image_change_sequence s \
+                 LEFT JOIN operations o ON o.id = $1",
                 &[&id],
             )
-            .await?
-            .ok_or_else(|| RepositoryError::Internal("image_change_sequence has no row".into()))?;
-        let seq: i64 = row.try_get("seq").map_err(query_error)?;
-        let body: Option<&[u8]> = row.try_get("body").map_err(query_error)?;
+            .await?;
+        let position = changes::position_of(&rows)?;
+        let body: Option<&[u8]> = match rows.first() {
+            Some(row) => row.try_get("body").map_err(query_error)?,
+            None => None,
+        };
         let found = body
             .map(|body| {
                 StoredOperation::decode(body).map_err(|err| {
@@ -366,7 +368,7 @@ impl PostgresRepository {
                 })
             })
             .transpose()?;
-        Ok((found, seq))
+        Ok((found, position))
     }
 }
 

@@ -135,7 +135,7 @@ async fn connect(replica: &CachedReplica) -> Result<Listener, crate::store::Repo
     replica.catch_up().await?;
     replica.status.set_listening(true);
     tracing::info!(
-        change = replica.status.sequence(),
+        changes = replica.status.position().total(),
         "cached replica: listening for changes, caught up"
     );
     Ok(listener)
@@ -152,7 +152,7 @@ fn log_reachability(
         Ok(()) if !was_reachable => {
             *outage_logged = None;
             tracing::info!(
-                change = replica.status.sequence(),
+                changes = replica.status.position().total(),
                 "cached replica: the database is back and this replica has caught up"
             );
         }

@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 pub use follow::{FollowSettings, Follower};
 pub use status::{ReplicaStatus, StatusReport};
 
-use super::postgres::changes::{self, Current, Since};
+use super::postgres::changes::{self, Current, Position, Since};
 use super::postgres::{Database, PostgresRepository};
 use super::write::{BindingRepository, OperationPage, WriteRepository, WriteTransaction};
 use super::{Delegate, MemoryRepository, RepositoryError, SwappableRepository, WrittenCatalog};
@@ -45,8 +45,8 @@ type Index = WrittenCatalog<MemoryRepository>;
 pub struct CachedReplica {
     index: SwappableRepository<Index>,
     database: PostgresRepository,
-    /// The change number the index holds; catch-ups take turns on it.
-    cursor: Mutex<i64>,
+    /// The position the index holds; catch-ups take turns on it.
+    cursor: Mutex<Position>,
     /// Catch-ups begun, so a caller can tell one began after it asked.
     rounds: AtomicU64,
     status: Arc<ReplicaStatus>,
@@ -56,7 +56,7 @@ impl CachedReplica {
     /// Reads the whole catalog from `database` into memory.
     pub async fn load(database: PostgresRepository) -> Result<Arc<Self>, RepositoryError> {
         let (index, seq) = load_index(database.database()).await?;
-        let status = Arc::new(ReplicaStatus::new(seq));
+        let status = Arc::new(ReplicaStatus::new(&seq));
         Ok(Arc::new(Self {
             index: SwappableRepository::new(index),
             database,
@@ -86,18 +86,18 @@ impl CachedReplica {
         self.rounds.fetch_add(1, Ordering::AcqRel);
         let result = self.catch_up_locked(&mut cursor).await;
         match &result {
-            Ok(()) => self.status.confirmed(*cursor),
+            Ok(()) => self.status.confirmed(&cursor),
             Err(err) => self.status.unreachable(err),
         }
         result
     }
 
-    async fn catch_up_locked(&self, cursor: &mut i64) -> Result<(), RepositoryError> {
+    async fn catch_up_locked(&self, cursor: &mut Position) -> Result<(), RepositoryError> {
         let head = changes::head(self.db()).await?;
         if head.seq == *cursor {
             return Ok(());
         }
-        match changes::since(self.db(), *cursor).await? {
+        match changes::since(self.db(), cursor).await? {
             Since::Changes { seq, current } => {
                 let count = current.len() as u64;
                 self.index.current().apply_current(current).await?;
@@ -115,9 +115,9 @@ impl CachedReplica {
         Ok(())
     }
 
-    /// Catches up unless the index already holds change `seq`.
-    async fn hold(&self, seq: i64) {
-        if self.status.sequence() >= seq {
+    /// Catches up unless the index already holds `position`.
+    async fn hold(&self, position: &Position) {
+        if self.status.position().covers(position) {
             return;
         }
         if let Err(err) = self.catch_up().await {
@@ -127,7 +127,7 @@ impl CachedReplica {
 }
 
 /// An index built from a snapshot of the database, and its change number.
-async fn load_index(database: &Database) -> Result<(Index, i64), RepositoryError> {
+async fn load_index(database: &Database) -> Result<(Index, Position), RepositoryError> {
     let started = Instant::now();
     let snapshot = changes::snapshot(database).await?;
     let (compute, container) = (
@@ -145,7 +145,7 @@ async fn load_index(database: &Database) -> Result<(Index, i64), RepositoryError
         .collect();
     index.apply_current(bindings).await?;
     tracing::info!(
-        change = snapshot.seq,
+        changes = snapshot.seq.total(),
         compute_images = compute,
         container_images = container,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -192,7 +192,7 @@ impl WriteRepository for CachedReplica {
     async fn operation(&self, id: &str) -> Result<Option<StoredOperation>, RepositoryError> {
         let (found, seq) = self.database.operation_at_change(id).await?;
         if found.as_ref().is_some_and(StoredOperation::done) {
-            self.hold(seq).await;
+            self.hold(&seq).await;
         }
         Ok(found)
     }

@@ -9,9 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::store::RepositoryError;
+use crate::store::postgres::changes::{Position, SHARDS};
 
 pub struct ReplicaStatus {
-    sequence: AtomicI64,
+    /// The position the index holds, shard by shard.
+    position: [AtomicI64; SHARDS],
     /// The last look at the database (a catch-up) succeeded.
     reachable: AtomicBool,
     /// Whether the replica follows notifications (else it polls only), and
@@ -31,6 +33,7 @@ pub struct ReplicaStatus {
 /// The status at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatusReport {
+    /// The position's numbers added up: grows with every change taken in.
     pub sequence: i64,
     pub in_step: bool,
     pub reachable: bool,
@@ -51,9 +54,9 @@ fn now_ms() -> u64 {
 }
 
 impl ReplicaStatus {
-    pub(super) fn new(sequence: i64) -> Self {
+    pub(super) fn new(position: &Position) -> Self {
         Self {
-            sequence: AtomicI64::new(sequence),
+            position: position.0.map(AtomicI64::new),
             reachable: AtomicBool::new(true),
             wants_notifications: AtomicBool::new(false),
             listening: AtomicBool::new(false),
@@ -66,9 +69,11 @@ impl ReplicaStatus {
         }
     }
 
-    /// The change number the index holds.
-    pub fn sequence(&self) -> i64 {
-        self.sequence.load(Ordering::Acquire)
+    /// The position the index holds.
+    pub fn position(&self) -> Position {
+        Position(std::array::from_fn(|shard| {
+            self.position[shard].load(Ordering::Acquire)
+        }))
     }
 
     pub fn reachable(&self) -> bool {
@@ -91,7 +96,7 @@ impl ReplicaStatus {
             Duration::from_millis(now_ms().saturating_sub(confirmed))
         };
         StatusReport {
-            sequence: self.sequence(),
+            sequence: self.position().total(),
             in_step,
             reachable: self.reachable(),
             listening,
@@ -118,8 +123,10 @@ impl ReplicaStatus {
         )))
     }
 
-    pub(super) fn confirmed(&self, sequence: i64) {
-        self.sequence.store(sequence, Ordering::Release);
+    pub(super) fn confirmed(&self, position: &Position) {
+        for (slot, value) in self.position.iter().zip(position.0) {
+            slot.store(value, Ordering::Release);
+        }
         self.confirmed_at_ms.store(now_ms(), Ordering::Release);
         self.reachable.store(true, Ordering::Release);
         self.update_in_step();
