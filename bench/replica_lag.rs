@@ -39,7 +39,9 @@ fn args() -> Result<Args, String> {
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
-        let value = given.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = given
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || value.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
             "--writer" => args.writer = value.clone(),

@@ -90,7 +90,10 @@ pub struct Position(pub [i64; SHARDS]);
 impl Position {
     /// Whether it holds every change `other` does.
     pub fn covers(&self, other: &Position) -> bool {
-        self.0.iter().zip(&other.0).all(|(mine, theirs)| mine >= theirs)
+        self.0
+            .iter()
+            .zip(&other.0)
+            .all(|(mine, theirs)| mine >= theirs)
     }
 
     /// All numbers added up: grows with every change (for the metrics).
@@ -252,7 +255,10 @@ pub enum Current {
 #[derive(Debug)]
 pub enum Since {
     /// Up to `seq`, these things changed; each is given as it stands at `seq`.
-    Changes { seq: Position, current: Vec<Current> },
+    Changes {
+        seq: Position,
+        current: Vec<Current>,
+    },
     /// The record doesn't reach back that far, or the whole catalog changed,
     /// or the database is not the one the replica followed: load it again.
     Reload { why: String },
@@ -272,7 +278,12 @@ pub async fn since(database: &Database, after: &Position) -> Result<Since, Repos
         .prepare_cached(HEAD_SQL)
         .await
         .map_err(query_error)?;
-    let head = Head::from_rows(&transaction.query(&statement, &[]).await.map_err(query_error)?)?;
+    let head = Head::from_rows(
+        &transaction
+            .query(&statement, &[])
+            .await
+            .map_err(query_error)?,
+    )?;
     if !head.seq.covers(after) {
         return Ok(Since::Reload {
             why: format!(
@@ -414,7 +425,10 @@ pub async fn snapshot(database: &Database) -> Result<Snapshot, RepositoryError> 
         ))
         .await
         .map_err(query_error)?;
-    let rows = transaction.query(HEAD_SQL, &[]).await.map_err(query_error)?;
+    let rows = transaction
+        .query(HEAD_SQL, &[])
+        .await
+        .map_err(query_error)?;
     let seq = Head::from_rows(&rows)?.seq;
     let compute = encoded_rows(&transaction, "compute_images").await?;
     let container = encoded_rows(&transaction, "container_images").await?;
@@ -558,5 +572,60 @@ impl Listener {
         }
         while let Ok(_more) = self.messages.try_recv() {}
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_fixed_forever() {
+        // Every writer of every version must put a thing in the same shard:
+        // these values may never change.
+        assert_eq!(
+            shard_of(ChangeKind::ComputeImage, "fd824k6uqk9cvi1ise4i"),
+            13
+        );
+        assert_eq!(shard_of(ChangeKind::Bindings, "fd824k6uqk9cvi1ise4i"), 13);
+        assert_eq!(shard_of(ChangeKind::ContainerImage, "crpabc"), 0);
+        assert_eq!(
+            shard_of(ChangeKind::ContainerImage, "crpd2nrqffpp3e93946m"),
+            9
+        );
+        assert_eq!(shard_of(ChangeKind::Catalog, ""), 0);
+        let used: BTreeSet<i32> = (0..200)
+            .map(|i| shard_of(ChangeKind::ComputeImage, &format!("fd8{i:017}")))
+            .collect();
+        assert_eq!(used.len(), SHARDS, "ids spread over every shard");
+    }
+
+    #[test]
+    fn a_position_covers_another_shard_by_shard() {
+        let mut ahead = Position::default();
+        ahead.0[3] = 5;
+        let mut other = Position::default();
+        other.0[3] = 4;
+        other.0[7] = 1;
+        assert!(!ahead.covers(&other), "shard 7 is behind");
+        ahead.0[7] = 1;
+        assert!(ahead.covers(&other));
+        assert!(ahead.covers(&ahead.clone()));
+        assert_eq!(ahead.total(), 6);
+    }
+
+    #[test]
+    fn a_change_set_groups_by_shard_and_drops_repeats() {
+        let mut changes = ChangeSet::default();
+        changes.add(ChangeKind::ComputeImage, "a");
+        changes.add(ChangeKind::ComputeImage, "a");
+        changes.add(ChangeKind::Bindings, "a");
+        assert_eq!(changes.0.len(), 2);
+        assert!(
+            changes
+                .0
+                .iter()
+                .all(|(shard, _, _)| *shard == shard_of(ChangeKind::ComputeImage, "a"))
+        );
     }
 }
