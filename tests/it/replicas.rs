@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::common::{TestApp, binding, test_settings};
+use crate::common::{self, TestApp, binding, test_settings};
 use crate::pg_support::{self, Mode, Proxy, TestSchema, quick_pool};
 
 use image_service::app::{Application, Settings};
@@ -372,7 +372,6 @@ async fn random_write(
                 .set_access_bindings(SetAccessBindingsRequest {
                     resource_id: id,
                     access_bindings: vec![binding("viewer", &format!("user{step}"), "userAccount")],
-                    ..Default::default()
                 })
                 .await
                 .expect("SetAccessBindings succeeds")
@@ -616,6 +615,35 @@ async fn without_notifications_a_replica_polls() {
     assert_eq!(on_poller.in_step().await, ServingStatus::Serving);
     poller.stop().await;
     writer.stop().await;
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_catalog_import_reloads_the_replicas() {
+    let Some(schema) = demo_schema("import_reloads_replicas").await else {
+        return;
+    };
+    let cached = replica(&schema.url, notified_only()).await;
+    let mut clients = Clients::of(&cached).await;
+    let mut catalog = common::demo_catalog_json();
+    let first = catalog["computeImages"][0].clone();
+    let mut added = first.clone();
+    added["id"] = "fd8importedl8ter0001".into();
+    added["name"] = "imported-later".into();
+    catalog["computeImages"]
+        .as_array_mut()
+        .expect("a list")
+        .push(added);
+    let catalog = Catalog::from_json("test", &catalog.to_string()).expect("valid");
+    postgres::import_catalog(&schema.database(), &catalog, ImportMode::Upsert)
+        .await
+        .expect("imports");
+    eventually(&mut clients, "fd8importedl8ter0001").await;
+    assert_eq!(
+        metric(&cached, "image_service_replica_reloads_total").await,
+        1.0
+    );
+    cached.stop().await;
     schema.drop().await;
 }
 
