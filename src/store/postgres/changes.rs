@@ -143,14 +143,10 @@ impl ChangeSet {
         if self.0.is_empty() {
             return Ok(());
         }
-        let statement = client
-            .prepare_cached(
-                "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq) \
-                 INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
-                 SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id)",
-            )
-            .await
-            .map_err(query_error)?;
+        // One statement per shard (a thing's counter, its records and, where
+        // the engine has them, the notification): one round trip.
+        let sql = if notify { RECORD_AND_NOTIFY_SQL } else { RECORD_SQL };
+        let statement = client.prepare_cached(sql).await.map_err(query_error)?;
         let now = now_ms();
         let mut rest = self.0.iter().peekable();
         while let Some(&&(shard, _, _)) = rest.peek() {
@@ -165,13 +161,6 @@ impl ChangeSet {
                 .await
                 .map_err(query_error)?;
         }
-        if notify {
-            let statement = client
-                .prepare_cached(NOTIFY_SQL)
-                .await
-                .map_err(query_error)?;
-            client.execute(&statement, &[]).await.map_err(query_error)?;
-        }
         Ok(())
     }
 }
@@ -181,6 +170,18 @@ impl ChangeSet {
 const CHANNEL_SQL: &str = "'image_changes_' || md5(coalesce(current_schema(), ''))";
 const NOTIFY_SQL: &str =
     "SELECT pg_notify('image_changes_' || md5(coalesce(current_schema(), '')), '')";
+
+/// Takes shard $1's next number and records the kinds $2 and ids $3 under it.
+const RECORD_SQL: &str = "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq) \
+     INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
+     SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id)";
+
+/// The same, and the notification (a data-changing `WITH` part runs once
+/// whatever the main query reads).
+const RECORD_AND_NOTIFY_SQL: &str = "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq), \
+     recorded AS (INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
+     SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id) RETURNING 1) \
+     SELECT pg_notify('image_changes_' || md5(coalesce(current_schema(), '')), '')";
 
 /// Whether the engine has `pg_notify` (PostgreSQL does; some engines that
 /// speak its protocol don't): writes notify only if so.
