@@ -145,7 +145,11 @@ impl ChangeSet {
         }
         // One statement per shard (a thing's counter, its records and, where
         // the engine has them, the notification): one round trip.
-        let sql = if notify { RECORD_AND_NOTIFY_SQL } else { RECORD_SQL };
+        let sql = if notify {
+            RECORD_AND_NOTIFY_SQL
+        } else {
+            RECORD_SQL
+        };
         let statement = client.prepare_cached(sql).await.map_err(query_error)?;
         let now = now_ms();
         let mut rest = self.0.iter().peekable();

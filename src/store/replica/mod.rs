@@ -78,23 +78,35 @@ impl CachedReplica {
     /// change committed before this call began. Concurrent callers share a
     /// round: one that began after a caller asked serves it too.
     pub async fn catch_up(&self) -> Result<(), RepositoryError> {
+        self.catch_up_knowing(false).await
+    }
+
+    /// `changed`: the caller knows the database moved on (it just
+    /// committed), so the cheap look at the head first would be wasted.
+    async fn catch_up_knowing(&self, changed: bool) -> Result<(), RepositoryError> {
         let ticket = self.rounds.load(Ordering::Acquire);
         let mut cursor = self.cursor.lock().await;
         if self.rounds.load(Ordering::Acquire) > ticket && self.status.reachable() {
             return Ok(());
         }
         self.rounds.fetch_add(1, Ordering::AcqRel);
-        let result = self.catch_up_locked(&mut cursor).await;
+        let result = self.catch_up_locked(&mut cursor, changed).await;
         match &result {
             Ok(()) => self.status.confirmed(&cursor),
-            Err(err) => self.status.unreachable(err),
+            // Only the database's own failure says it is out of reach: a
+            // caller's deadline passing mid catch-up does not.
+            Err(err @ RepositoryError::Unavailable(_)) => self.status.unreachable(err),
+            Err(_) => {}
         }
         result
     }
 
-    async fn catch_up_locked(&self, cursor: &mut Position) -> Result<(), RepositoryError> {
-        let head = changes::head(self.db()).await?;
-        if head.seq == *cursor {
+    async fn catch_up_locked(
+        &self,
+        cursor: &mut Position,
+        changed: bool,
+    ) -> Result<(), RepositoryError> {
+        if !changed && changes::head(self.db()).await?.seq == *cursor {
             return Ok(());
         }
         match changes::since(self.db(), cursor).await? {
@@ -309,7 +321,7 @@ impl WriteTransaction for ReplicaTransaction<'_> {
         inner.commit().await?;
         if wrote {
             // Committed either way; only reading it back here may be late.
-            if let Err(err) = replica.catch_up().await {
+            if let Err(err) = replica.catch_up_knowing(true).await {
                 tracing::warn!(error = %err, "cached replica: a write committed but could not be read back yet");
             }
         }
