@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, TestApp, binding, test_settings};
+use crate::common::{self, TestApp, binding, process::Server, test_settings};
 use crate::pg_support::{self, Mode, Proxy, TestSchema, quick_pool};
 
 use image_service::app::{Application, Settings};
@@ -780,4 +780,32 @@ where
         assert!(Instant::now() < deadline, "the condition never held");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_binary_logs_the_age_of_its_data_through_an_outage() {
+    let Some(schema) = demo_schema("replica_outage_log").await else {
+        return;
+    };
+    let proxy = Proxy::start(pg_support::database_addr(&schema.url)).await;
+    let url = pg_support::url_via(&schema.url, proxy.addr);
+    let mut server = tokio::task::block_in_place(|| {
+        Server::start(&["--database-url", &url, "--cache", "--cache-poll-interval", "200ms"])
+    });
+    proxy.set(Mode::Down);
+    let warned = tokio::task::block_in_place(|| {
+        server.wait_for(|line| {
+            line["level"] == "WARN"
+                && line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the database is out of reach; serving reads from memory"))
+        })
+    });
+    assert!(warned["data_age_seconds"].as_u64().is_some(), "{warned}");
+    proxy.set(Mode::Up);
+    tokio::task::block_in_place(|| {
+        server.wait_for(|line| line["message"] == "cached replica: the database is back and this replica has caught up")
+    });
+    assert!(server.terminate().success());
+    schema.drop().await;
 }
