@@ -15,3 +15,22 @@ need_tool() { # command debian-package
   fi
   command -v "$1" >/dev/null || die "$1 not found: install it (Debian: apt-get install $2)"
 }
+
+# Starts `$bin serve` on free ports with JSON logs into $work/logs/NAME.log and waits
+# until it serves; sets server_pid, grpc_addr and http_addr, and adds the pid to pids.
+start_serve() { # name serve-args...
+  local name=$1
+  shift
+  "$bin" serve --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --log-format json --shutdown-delay 0s "$@" \
+    >"$work/logs/$name.log" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+  for _ in $(seq 3000); do
+    grep -q '"serving gRPC' "$work/logs/$name.log" && break
+    kill -0 "$server_pid" 2>/dev/null || die "$name did not start: $(tail -3 "$work/logs/$name.log")"
+    sleep 0.05
+  done
+  grpc_addr=$(grep -o '"grpc":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
+  http_addr=$(grep -o '"http":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
+  [[ -n $grpc_addr ]] || die "$name did not start in time"
+}

@@ -65,24 +65,7 @@ pg "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" ||
 separator=$([[ $BENCH_DATABASE_URL == *\?* ]] && echo '&' || echo '?')
 url="$BENCH_DATABASE_URL${separator}options=-c%20search_path%3D$SCHEMA"
 
-# Started servers leave their addresses in these.
 server_pid= grpc_addr= http_addr=
-start() { # name serve-args...
-  local name=$1
-  shift
-  "$bin" serve --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --log-format json --shutdown-delay 0s "$@" \
-    >"$work/logs/$name.log" 2>&1 &
-  server_pid=$!
-  pids+=("$server_pid")
-  for _ in $(seq 3000); do
-    grep -q '"serving gRPC' "$work/logs/$name.log" && break
-    kill -0 "$server_pid" 2>/dev/null || die "$name did not start: $(tail -3 "$work/logs/$name.log")"
-    sleep 0.05
-  done
-  grpc_addr=$(grep -o '"grpc":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
-  http_addr=$(grep -o '"http":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
-  [[ -n $grpc_addr ]] || die "$name did not start in time"
-}
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 value() { awk -F= -v k="$1" '$1 == k {print $2}' "$2"; }
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -102,7 +85,7 @@ psql "$url" -qAt -c "ANALYZE" >/dev/null
 # ---------------------------------------------------------------- start-up
 log "start-up of a cached replica from $BENCH_STARTUP_IMAGES rows"
 started=$(date +%s%N)
-start cached --database-url "$url" --cache
+start_serve cached --database-url "$url" --cache
 startup_ms=$((($(date +%s%N) - started) / 1000000))
 cached_pid=$server_pid cached_grpc=$grpc_addr cached_http=$http_addr
 rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$cached_pid/status")
@@ -110,7 +93,7 @@ cpu_ms=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}'
 log "serving after $startup_ms ms (CPU $cpu_ms ms), VmRSS $((rss_kb / 1024)) MiB"
 
 # ---------------------------------------------------------------- Get: cached vs memory
-start memory --catalog "$work/catalog.json"
+start_serve memory --catalog "$work/catalog.json"
 memory_pid=$server_pid memory_grpc=$grpc_addr memory_http=$http_addr
 want=$(curl -fsS "http://$memory_http/compute/v1/images/$sample_id") || die "the memory server does not answer"
 got=$(curl -fsS "http://$cached_http/compute/v1/images/$sample_id") || die "the cached replica does not answer"
@@ -134,7 +117,7 @@ for round in $(seq "$BENCH_ROUNDS"); do
   log "round $round: memory $memory req/s, cached replica $cached req/s"
 done
 stop "$memory_pid"
-start uncached --database-url "$url"
+start_serve uncached --database-url "$url"
 uncached=$(get_rps uncached "$grpc_addr")
 stop "$server_pid"
 memory_rps=$(cut -f1 "$work/get.tsv" | median)
@@ -142,9 +125,9 @@ cached_rps=$(cut -f2 "$work/get.tsv" | median)
 get_ratio=$(cut -f3 "$work/get.tsv" | median)
 
 # ---------------------------------------------------------------- staleness
-start replica-b --database-url "$url" --cache
+start_serve replica-b --database-url "$url" --cache
 b_pid=$server_pid b_grpc=$grpc_addr b_http=$http_addr
-start replica-c --database-url "$url" --cache
+start_serve replica-c --database-url "$url" --cache
 c_pid=$server_pid c_grpc=$grpc_addr c_http=$http_addr
 log "staleness: $BENCH_LAG_SAMPLES Updates on A, each polled on B and C"
 "$examples/replica-lag" --writer "$cached_grpc" --readers "$b_grpc,$c_grpc" --samples "$BENCH_LAG_SAMPLES" \

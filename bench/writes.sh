@@ -46,19 +46,8 @@ trap cleanup EXIT
 
 server_addr=
 start() { # name serve-args...
-  local name=$1
-  shift
-  "$bin" serve --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --log-format json --shutdown-delay 0s "$@" \
-    >"$work/logs/$name.log" 2>&1 &
-  server_pid=$!
-  pids+=("$server_pid")
-  for _ in $(seq 600); do
-    grep -q '"serving gRPC' "$work/logs/$name.log" && break
-    kill -0 "$server_pid" 2>/dev/null || die "$name did not start: $(tail -3 "$work/logs/$name.log")"
-    sleep 0.1
-  done
-  server_addr=$(grep -o '"grpc":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
-  [[ -n $server_addr ]] || die "$name did not start in time"
+  start_serve "$@"
+  server_addr=$grpc_addr
 }
 stop() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
 value() { awk -F= -v k="$1" '$1 == k {print $2}' "$2"; }

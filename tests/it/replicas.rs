@@ -790,21 +790,29 @@ async fn the_binary_logs_the_age_of_its_data_through_an_outage() {
     let proxy = Proxy::start(pg_support::database_addr(&schema.url)).await;
     let url = pg_support::url_via(&schema.url, proxy.addr);
     let mut server = tokio::task::block_in_place(|| {
-        Server::start(&["--database-url", &url, "--cache", "--cache-poll-interval", "200ms"])
+        Server::start(&[
+            "--database-url",
+            &url,
+            "--cache",
+            "--cache-poll-interval",
+            "200ms",
+        ])
     });
     proxy.set(Mode::Down);
     let warned = tokio::task::block_in_place(|| {
         server.wait_for(|line| {
             line["level"] == "WARN"
-                && line["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("the database is out of reach; serving reads from memory"))
+                && line["message"].as_str().is_some_and(|m| {
+                    m.contains("the database is out of reach; serving reads from memory")
+                })
         })
     });
     assert!(warned["data_age_seconds"].as_u64().is_some(), "{warned}");
     proxy.set(Mode::Up);
     tokio::task::block_in_place(|| {
-        server.wait_for(|line| line["message"] == "cached replica: the database is back and this replica has caught up")
+        server.wait_for(|line| {
+            line["message"] == "cached replica: the database is back and this replica has caught up"
+        })
     });
     assert!(server.terminate().success());
     schema.drop().await;

@@ -11,7 +11,7 @@ use prost::Message;
 use tokio_postgres::types::ToSql;
 
 use super::changes::{ChangeKind, ChangeSet};
-use super::pool::{Database, query_error};
+use super::pool::{Database, query_error, read_only_snapshot};
 use crate::domain::container::registry_of;
 use crate::proto::{compute, container_registry};
 use crate::store::RepositoryError;
@@ -216,13 +216,7 @@ async fn insert_registries(
 /// Reads the whole catalog, each list by id, in one snapshot.
 pub async fn export_catalog(database: &Database) -> Result<Catalog, RepositoryError> {
     let mut client = database.connection().await?;
-    let transaction = client
-        .build_transaction()
-        .read_only(true)
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .map_err(query_error)?;
+    let transaction = read_only_snapshot(&mut client).await?;
     let compute: Vec<compute::Image> = read_all(&transaction, "compute_images").await?;
     let container: Vec<container_registry::Image> =
         read_all(&transaction, "container_images").await?;

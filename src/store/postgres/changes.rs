@@ -30,7 +30,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::{AsyncMessage, Client};
 use tokio_stream::StreamExt;
 
-use super::pool::{Database, query_error};
+use super::pool::{Database, query_error, read_only_snapshot};
 use crate::proto::container_registry;
 use crate::store::RepositoryError;
 use crate::store::catalog::{Catalog, EncodedImages, ImageList};
@@ -272,13 +272,7 @@ pub enum Since {
 /// What changed after `after`, read in one snapshot.
 pub async fn since(database: &Database, after: &Position) -> Result<Since, RepositoryError> {
     let mut client = database.connection().await?;
-    let transaction = client
-        .build_transaction()
-        .read_only(true)
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .map_err(query_error)?;
+    let transaction = read_only_snapshot(&mut client).await?;
     let statement = transaction
         .prepare_cached(HEAD_SQL)
         .await
@@ -416,13 +410,7 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 /// streamed (not collected) into the in-memory layout.
 pub async fn snapshot(database: &Database) -> Result<Snapshot, RepositoryError> {
     let mut client = database.connection().await?;
-    let transaction = client
-        .build_transaction()
-        .read_only(true)
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .map_err(query_error)?;
+    let transaction = read_only_snapshot(&mut client).await?;
     transaction
         .batch_execute(&format!(
             "SET LOCAL statement_timeout = {}",

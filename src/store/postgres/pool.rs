@@ -416,6 +416,20 @@ async fn forward_messages<S, T>(
     }
 }
 
+/// A read-only transaction on one snapshot (`REPEATABLE READ`): every
+/// statement in it sees the database as of its first.
+pub async fn read_only_snapshot(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, RepositoryError> {
+    client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(query_error)
+}
+
 async fn prepare(client: &Object, sql: &str) -> Result<Statement, tokio_postgres::Error> {
     if client.statement_cache.size() >= MAX_CACHED_STATEMENTS {
         client.statement_cache.clear();
