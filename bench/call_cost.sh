@@ -10,7 +10,10 @@
 # runs every server under callgrind twice, answering N1 then N2 calls
 # (bench/callgrind.sh).
 # Knobs: CALL_COST_N1 (300), CALL_COST_N2 (1300); CALL_COST_EXAMPLES, a directory
-# with gen-catalog and the ceilings already built (then nothing is built).
+# with gen-catalog and the ceilings already built (then nothing is built);
+# CALL_COST_DATABASE_URL: also each binary as a cached replica (serve
+# --database-url … --cache) of that catalog imported into PostgreSQL (schema
+# image_service_call_cost, dropped at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +26,13 @@ if [[ -z $examples ]]; then
   examples=target/release/examples
 fi
 callgrind_work=$(mktemp -d)
-trap 'rm -rf "$callgrind_work"' EXIT
+database_url=${CALL_COST_DATABASE_URL:-}
+pg() { psql "$database_url" -qAt -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning; $1" >/dev/null; }
+cleanup() {
+  rm -rf "$callgrind_work"
+  [[ -z $database_url ]] || pg "DROP SCHEMA IF EXISTS image_service_call_cost CASCADE" || true
+}
+trap cleanup EXIT
 work=$callgrind_work
 # shellcheck source=bench/callgrind.sh
 . bench/callgrind.sh
@@ -47,7 +56,20 @@ ceiling_grpc=$(per_call grpc 'listening on' "$examples/ceiling-grpc" --listen 12
 ceiling_rest=$(per_call rest 'listening on' "$examples/ceiling-rest" --listen 127.0.0.1:PORT --compute-index "$index")
 printf '%-40s %-22s %9s Ir/call\n' ceiling-grpc "compute Get, gRPC" "$ceiling_grpc"
 printf '%-40s %-22s %9s Ir/call\n' ceiling-rest "compute Get, REST" "$ceiling_rest"
+if [[ -n $database_url ]]; then
+  pg "DROP SCHEMA IF EXISTS image_service_call_cost CASCADE; CREATE SCHEMA image_service_call_cost"
+  separator=$([[ $database_url == *\?* ]] && echo '&' || echo '?')
+  cached_url="$database_url${separator}options=-c%20search_path%3Dimage_service_call_cost"
+  "${bins[0]}" import --database-url "$cached_url" "$work/catalog.json" >/dev/null 2>&1
+fi
 for bin in "${bins[@]}"; do
+  if [[ -n $database_url ]]; then
+    # No poll during the runs: the longer run must not count more of them.
+    cached=("$bin" serve --database-url "$cached_url" --cache --cache-poll-interval 1h --shutdown-delay 0s)
+    grpc=$(per_call grpc 'serving gRPC' "${cached[@]}" --grpc-listen 127.0.0.1:PORT --http-listen 127.0.0.1:0)
+    printf '%-40s %-22s %9s Ir/call  (%s x ceiling)\n' "$bin --cache" "compute Get, gRPC" "$grpc" \
+      "$(awk -v a="$grpc" -v b="$ceiling_grpc" 'BEGIN {printf "%.2f", a / b}')"
+  fi
   serve=("$bin" serve --catalog "$work/catalog.json" --shutdown-delay 0s)
   grpc=$(per_call grpc 'serving gRPC' "${serve[@]}" --grpc-listen 127.0.0.1:PORT --http-listen 127.0.0.1:0)
   rest=$(per_call rest 'serving gRPC' "${serve[@]}" --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:PORT)
