@@ -125,6 +125,8 @@ pub struct Application {
     /// server), and keeps it in step (until the last call is answered).
     replica_health: Option<ReplicaHealth>,
     replica_follower: Option<Follower>,
+    /// Prunes the database's old changes; stops with the server.
+    pruner: Option<changes::Pruner>,
     /// Catalog reload (SIGHUP, --watch-catalog); stops with the server.
     catalog_reload: Option<ReloadTasks>,
     /// Rereads the --auth-tokens file on SIGHUP; stops with the server.
@@ -242,6 +244,7 @@ impl Application {
         let mut app =
             Self::build_with_repositories(settings, Repositories::postgres(repository)).await?;
         app.metrics.watch_database(database.clone());
+        app.pruner = Some(changes::Pruner::spawn(database.clone()));
         app.backend_health = Some(BackendHealth::spawn(
             database,
             app.health.clone(),
@@ -265,6 +268,7 @@ impl Application {
         let replica = CachedReplica::load(writes).await?;
         let mut app =
             Self::build_with_repositories(settings, Repositories::cached(replica.clone())).await?;
+        app.pruner = Some(changes::Pruner::spawn(database.clone()));
         app.metrics.watch_database(database);
         app.metrics.watch_replica(replica.status().clone());
         app.replica_health = Some(ReplicaHealth::spawn(
@@ -362,6 +366,7 @@ impl Application {
             backend_health: None,
             replica_health: None,
             replica_follower: None,
+            pruner: None,
             catalog_reload: None,
             tokens_reload,
             tls,
@@ -400,6 +405,7 @@ impl Application {
         let _catalog_reload = self.catalog_reload;
         let _tokens_reload = self.tokens_reload;
         let _replica_follower = self.replica_follower;
+        let _pruner = self.pruner;
         let (stop, stopped) = watch::channel(false);
         let http_incoming = tcp_incoming(self.http_listener);
         let grpc_incoming = tcp_incoming(self.grpc_listener);

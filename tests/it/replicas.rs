@@ -817,3 +817,48 @@ async fn the_binary_logs_the_age_of_its_data_through_an_outage() {
     assert!(server.terminate().success());
     schema.drop().await;
 }
+
+#[tokio::test]
+async fn changes_older_than_the_retention_are_pruned_and_the_floor_recorded() {
+    let Some(schema) = demo_schema("changes_pruned").await else {
+        return;
+    };
+    let database = schema.database();
+    // The import recorded one change (shard 0); make it two hours old, and
+    // record a fresh one beside it.
+    schema
+        .count("WITH aged AS (UPDATE {schema}.image_changes SET changed_at_ms = 0 RETURNING 1) SELECT count(*) FROM aged")
+        .await;
+    let catalog = Catalog::demo().expect("the demo catalog");
+    postgres::import_catalog(&database, &catalog, ImportMode::Upsert)
+        .await
+        .expect("imports");
+    assert_eq!(
+        schema
+            .count("SELECT count(*) FROM {schema}.image_changes")
+            .await,
+        2
+    );
+    assert_eq!(
+        postgres::changes::prune(&database).await.expect("prunes"),
+        1
+    );
+    assert_eq!(
+        schema
+            .count("SELECT count(*) FROM {schema}.image_changes")
+            .await,
+        1
+    );
+    assert_eq!(
+        schema
+            .count("SELECT pruned_through FROM {schema}.image_change_sequence WHERE shard = 0")
+            .await,
+        1,
+        "the floor is the newest number pruned"
+    );
+    assert_eq!(
+        postgres::changes::prune(&database).await.expect("prunes"),
+        0
+    );
+    schema.drop().await;
+}

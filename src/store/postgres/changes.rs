@@ -524,6 +524,39 @@ pub async fn prune(database: &Database) -> Result<u64, RepositoryError> {
     Ok(deleted)
 }
 
+/// How often a server on the database prunes old changes.
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Prunes old changes every [`PRUNE_EVERY`] while it lives: every server on
+/// a database runs one (cached or not, each write records its changes).
+pub struct Pruner {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Pruner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Pruner {
+    pub fn spawn(database: Database) -> Self {
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match prune(&database).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::debug!(pruned, "old changes pruned"),
+                    Err(err) => tracing::debug!(error = %err, "pruning old changes failed"),
+                }
+            }
+        });
+        Self { task }
+    }
+}
+
 /// A connection listening on the schema's channel.
 pub struct Listener {
     /// Held: dropping it closes the connection.

@@ -2,8 +2,7 @@
 //! database's notifications and catches up on each, polls the change
 //! sequence every poll interval whatever it hears (a notification lost with
 //! its connection is caught up there, or when the connection is back), logs
-//! the age of the data while the database is out of reach, and prunes old
-//! changes now and then.
+//! the age of the data while the database is out of reach.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::CachedReplica;
-use crate::store::postgres::changes::{self, Listener};
+use crate::store::postgres::changes::Listener;
 
 /// How a replica follows the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +36,6 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(200);
 const RECONNECT_MOST: Duration = Duration::from_secs(5);
 /// While out of reach, the age of the data is logged this often.
 const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
-const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// The running task; stops it when dropped.
 pub struct Follower {
@@ -67,7 +65,6 @@ enum Woke {
     ListenerLost,
     Poll,
     Reconnect,
-    Prune,
 }
 
 async fn follow(replica: Arc<CachedReplica>, settings: FollowSettings) {
@@ -76,8 +73,6 @@ async fn follow(replica: Arc<CachedReplica>, settings: FollowSettings) {
     let mut reconnect_after = RECONNECT_FIRST;
     let mut poll = tokio::time::interval(settings.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
-    prune.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut outage_logged: Option<Instant> = None;
     loop {
         if settings.listen && listener.is_none() && Instant::now() >= reconnect_at {
@@ -102,7 +97,6 @@ async fn follow(replica: Arc<CachedReplica>, settings: FollowSettings) {
             } => if notified { Woke::Notified } else { Woke::ListenerLost },
             _ = poll.tick() => Woke::Poll,
             () = tokio::time::sleep_until(reconnect_at), if settings.listen && listener.is_none() => Woke::Reconnect,
-            _ = prune.tick() => Woke::Prune,
         };
         match woke {
             Woke::Notified | Woke::Poll => {
@@ -119,11 +113,6 @@ async fn follow(replica: Arc<CachedReplica>, settings: FollowSettings) {
                 reconnect_at = Instant::now() + reconnect_after;
             }
             Woke::Reconnect => {}
-            Woke::Prune => match changes::prune(replica.db()).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::debug!(pruned, "cached replica: old changes pruned"),
-                Err(err) => tracing::debug!(error = %err, "cached replica: pruning changes failed"),
-            },
         }
     }
 }
