@@ -198,6 +198,7 @@ impl WriteRepository for CachedReplica {
             inner,
             replica: self,
             wrote: false,
+            saw_done: false,
         }))
     }
 
@@ -228,11 +229,21 @@ impl WriteRepository for CachedReplica {
 }
 
 /// A database transaction whose commit, when it changed anything, is
-/// followed by a catch-up: the writer reads its write here at once.
+/// followed by a catch-up: the writer reads its write here at once. So is
+/// one that read a done operation: another writer's (the timer's, say) may
+/// have committed it and not yet caught up, and whoever gets it back must
+/// read its result here.
 struct ReplicaTransaction<'a> {
     inner: Box<dyn WriteTransaction + 'a>,
     replica: &'a CachedReplica,
     wrote: bool,
+    saw_done: bool,
+}
+
+impl ReplicaTransaction<'_> {
+    fn seen(&mut self, found: &Option<StoredOperation>) {
+        self.saw_done |= found.as_ref().is_some_and(StoredOperation::done);
+    }
 }
 
 #[async_trait]
@@ -281,11 +292,15 @@ impl WriteTransaction for ReplicaTransaction<'_> {
         key: &IdempotencyKey,
         since: &Timestamp,
     ) -> Result<Option<StoredOperation>, RepositoryError> {
-        self.inner.operation_of_key(key, since).await
+        let found = self.inner.operation_of_key(key, since).await?;
+        self.seen(&found);
+        Ok(found)
     }
 
     async fn operation(&mut self, id: &str) -> Result<Option<StoredOperation>, RepositoryError> {
-        self.inner.operation(id).await
+        let found = self.inner.operation(id).await?;
+        self.seen(&found);
+        Ok(found)
     }
 
     async fn put_operation(
@@ -317,11 +332,12 @@ impl WriteTransaction for ReplicaTransaction<'_> {
             inner,
             replica,
             wrote,
+            saw_done,
         } = *self;
         inner.commit().await?;
-        if wrote {
+        if wrote || saw_done {
             // Committed either way; only reading it back here may be late.
-            if let Err(err) = replica.catch_up_knowing(true).await {
+            if let Err(err) = replica.catch_up_knowing(wrote).await {
                 tracing::warn!(error = %err, "cached replica: a write committed but could not be read back yet");
             }
         }
