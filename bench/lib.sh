@@ -34,3 +34,13 @@ start_serve() { # name serve-args...
   http_addr=$(grep -o '"http":"[^"]*"' "$work/logs/$name.log" | head -1 | cut -d'"' -f4)
   [[ -n $grpc_addr ]] || die "$name did not start in time"
 }
+
+# Compute Gets over gRPC for $BENCH_SECONDS, 8 connections x 16 streams, each
+# request the frame in FILE; prints requests per second, stops on any failure.
+grpc_get_rps() { # label host:port file
+  local out=$work/logs/h2load-$1.txt
+  h2load -c 8 -m 16 -H 'content-type: application/grpc' -H 'te: trailers' -D "$BENCH_SECONDS" \
+    -d "$3" "http://$2/yandex.cloud.compute.v1.ImageService/Get" >"$out" 2>&1 || die "h2load failed ($out)"
+  awk '/^requests:/ {if ($8 != $6 || $10 != 0) exit 1}' "$out" || die "failed Gets in $out"
+  awk '/^finished in/ {gsub(",", "", $4); print $4}' "$out"
+}

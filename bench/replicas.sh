@@ -36,7 +36,7 @@ else
 fi
 : "${BENCH_DIR:=target/bench-replicas}"
 : "${BENCH_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
-readonly SCHEMA=image_service_bench_replicas GET=/yandex.cloud.compute.v1.ImageService/Get
+readonly SCHEMA=image_service_bench_replicas
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
@@ -98,13 +98,7 @@ memory_pid=$server_pid memory_grpc=$grpc_addr memory_http=$http_addr
 want=$(curl -fsS "http://$memory_http/compute/v1/images/$sample_id") || die "the memory server does not answer"
 got=$(curl -fsS "http://$cached_http/compute/v1/images/$sample_id") || die "the cached replica does not answer"
 [[ $got == "$want" ]] || die "the cached replica answers otherwise than the memory server: $got"
-get_rps() { # label addr
-  local file=$work/logs/h2load-$1.txt
-  h2load -c 8 -m 16 -H 'content-type: application/grpc' -H 'te: trailers' -D "$BENCH_SECONDS" \
-    -d "$work/frames/compute-get.req" "http://$2$GET" >"$file" 2>&1 || die "h2load failed ($file)"
-  awk '/^requests:/ {if ($8 != $6 || $10 != 0) exit 1}' "$file" || die "failed Gets in $file"
-  awk '/^finished in/ {gsub(",", "", $4); print $4}' "$file"
-}
+get_rps() { grpc_get_rps "$1" "$2" "$work/frames/compute-get.req"; }
 : >"$work/get.tsv"
 for round in $(seq "$BENCH_ROUNDS"); do
   # In turn first, so neither always runs on a warmer machine.

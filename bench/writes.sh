@@ -25,7 +25,7 @@ else
 fi
 : "${BENCH_WRITE_RATE:=500}" "${BENCH_DIR:=target/bench-writes}"
 : "${BENCH_DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
-readonly SCHEMA=image_service_bench_writes GET=/yandex.cloud.compute.v1.ImageService/Get
+readonly SCHEMA=image_service_bench_writes
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
@@ -80,13 +80,7 @@ fi
 log "catalog of $BENCH_IMAGES compute images"
 "$examples/gen-catalog" --compute "$BENCH_IMAGES" --out "$work/catalog.json" --frames "$work/frames" >"$work/catalog.env"
 start get-beside-writes --catalog "$work/catalog.json"
-get_rps() { # label
-  local file=$work/logs/h2load-$1.txt
-  h2load -c 8 -m 16 -H 'content-type: application/grpc' -H 'te: trailers' -D "$BENCH_SECONDS" \
-    -d "$work/frames/compute-get.req" "http://$server_addr$GET" >"$file" 2>&1 || die "h2load failed ($file)"
-  awk '/^requests:/ {if ($8 != $6 || $10 != 0) exit 1}' "$file" || die "failed Gets in $file"
-  awk '/^finished in/ {gsub(",", "", $4); print $4}' "$file"
-}
+get_rps() { grpc_get_rps "$1" "$server_addr" "$work/frames/compute-get.req"; }
 : >"$work/rounds.tsv"
 for round in $(seq "$BENCH_ROUNDS"); do
   alone=$(get_rps "alone-$round")
