@@ -542,7 +542,9 @@ impl Drop for Pruner {
 impl Pruner {
     pub fn spawn(database: Database) -> Self {
         let task = tokio::spawn(async move {
-            let mut every = tokio::time::interval(PRUNE_EVERY);
+            // Not at start: replicas starting together have better to do.
+            let first = tokio::time::Instant::now() + PRUNE_EVERY;
+            let mut every = tokio::time::interval_at(first, PRUNE_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
