@@ -178,11 +178,8 @@ impl Application {
             let mut app = match settings.cache {
                 Some(follow) => Self::build_cached(settings, database, follow).await?,
                 None => {
-                    let mut writes = PostgresRepository::new(database.clone());
-                    if !changes::notifications_supported(&database).await? {
-                        writes = writes.without_notifications();
-                    }
-                    Self::build_on_database(settings, writes).await?
+                    Self::build_on_database(settings, PostgresRepository::probed(database).await?)
+                        .await?
                 }
             };
             // --- catalog reload: not applicable to a database ---
@@ -260,11 +257,8 @@ impl Application {
         database: Database,
         follow: FollowSettings,
     ) -> Result<Self, StartupError> {
-        let notify = changes::notifications_supported(&database).await?;
-        let mut writes = PostgresRepository::new(database.clone());
-        if !notify {
-            writes = writes.without_notifications();
-        }
+        let writes = PostgresRepository::probed(database.clone()).await?;
+        let notify = writes.notifies();
         let replica = CachedReplica::load(writes).await?;
         let mut app =
             Self::build_with_repositories(settings, Repositories::cached(replica.clone())).await?;

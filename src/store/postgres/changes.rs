@@ -169,23 +169,48 @@ impl ChangeSet {
     }
 }
 
+// The statements are put together from these parts, so the channel the
+// writers notify and the one the replicas listen on can't drift apart.
+
 /// The schema's channel: per schema, so deployments sharing a database don't
 /// wake each other; hashed, as channel names are short.
-const CHANNEL_SQL: &str = "'image_changes_' || md5(coalesce(current_schema(), ''))";
-const NOTIFY_SQL: &str =
-    "SELECT pg_notify('image_changes_' || md5(coalesce(current_schema(), '')), '')";
+macro_rules! channel_sql {
+    () => {
+        "'image_changes_' || md5(coalesce(current_schema(), ''))"
+    };
+}
+
+/// Takes shard $1's next number, as `next`.
+macro_rules! next_number_sql {
+    () => {
+        "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq)"
+    };
+}
+
+/// Records the kinds $2 and ids $3 under `next`, changed at $4.
+macro_rules! insert_changes_sql {
+    () => {
+        "INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
+         SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id)"
+    };
+}
+
+const CHANNEL_SQL: &str = channel_sql!();
+const NOTIFY_SQL: &str = concat!("SELECT pg_notify(", channel_sql!(), ", '')");
 
 /// Takes shard $1's next number and records the kinds $2 and ids $3 under it.
-const RECORD_SQL: &str = "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq) \
-     INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
-     SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id)";
+const RECORD_SQL: &str = concat!(next_number_sql!(), " ", insert_changes_sql!());
 
 /// The same, and the notification (a data-changing `WITH` part runs once
 /// whatever the main query reads).
-const RECORD_AND_NOTIFY_SQL: &str = "WITH next AS (UPDATE image_change_sequence SET seq = seq + 1 WHERE shard = $1 RETURNING seq), \
-     recorded AS (INSERT INTO image_changes (shard, seq, kind, id, changed_at_ms) \
-     SELECT $1, next.seq, c.kind, c.id, $4 FROM next, UNNEST($2::TEXT[], $3::TEXT[]) AS c (kind, id) RETURNING 1) \
-     SELECT pg_notify('image_changes_' || md5(coalesce(current_schema(), '')), '')";
+const RECORD_AND_NOTIFY_SQL: &str = concat!(
+    next_number_sql!(),
+    ", recorded AS (",
+    insert_changes_sql!(),
+    " RETURNING 1) SELECT pg_notify(",
+    channel_sql!(),
+    ", '')"
+);
 
 /// Whether the engine has `pg_notify` (PostgreSQL does; some engines that
 /// speak its protocol don't): writes notify only if so.
@@ -385,13 +410,14 @@ async fn bodies(
         .query(&statement, &[&ids])
         .await
         .map_err(query_error)?;
-    rows.iter()
-        .map(|row| {
-            let id: String = row.try_get(0).map_err(query_error)?;
-            let body: &[u8] = row.try_get(1).map_err(query_error)?;
-            Ok((id, Bytes::copy_from_slice(body)))
-        })
-        .collect()
+    rows.iter().map(id_and_body).collect()
+}
+
+/// A row of (id, body).
+fn id_and_body(row: &tokio_postgres::Row) -> Result<(String, Bytes), RepositoryError> {
+    let id: String = row.try_get(0).map_err(query_error)?;
+    let body: &[u8] = row.try_get(1).map_err(query_error)?;
+    Ok((id, Bytes::copy_from_slice(body)))
 }
 
 /// Everything, as of one position: what a replica starts from.
@@ -439,12 +465,8 @@ pub async fn snapshot(database: &Database) -> Result<Snapshot, RepositoryError> 
         .map_err(query_error)?;
     let bindings = rows
         .iter()
-        .map(|row| {
-            let id: String = row.try_get(0).map_err(query_error)?;
-            let body: &[u8] = row.try_get(1).map_err(query_error)?;
-            Ok((id, Bytes::copy_from_slice(body)))
-        })
-        .collect::<Result<Vec<_>, RepositoryError>>()?;
+        .map(id_and_body)
+        .collect::<Result<Vec<_>, _>>()?;
     transaction.commit().await.map_err(query_error)?;
     let catalog = Catalog {
         compute_images: ImageList::from_chunks(vec![compute]).map_err(repeated)?,

@@ -58,10 +58,15 @@ impl PostgresRepository {
         }
     }
 
-    /// Writes that don't notify: for an engine without notifications.
-    pub fn without_notifications(mut self) -> Self {
-        self.notify = false;
-        self
+    /// Writes that notify only if the engine has notifications (asked once).
+    pub async fn probed(database: Database) -> Result<Self, RepositoryError> {
+        let notify = changes::notifications_supported(&database).await?;
+        Ok(Self { database, notify })
+    }
+
+    /// Whether its writes notify listening replicas.
+    pub fn notifies(&self) -> bool {
+        self.notify
     }
 
     pub fn database(&self) -> &Database {
