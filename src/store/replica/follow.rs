@@ -76,10 +76,14 @@ async fn follow(replica: Arc<CachedReplica>, settings: FollowSettings) {
     let mut outage_logged: Option<Instant> = None;
     loop {
         if settings.listen && listener.is_none() && Instant::now() >= reconnect_at {
+            let was_reachable = replica.status.reachable();
             match connect(&replica).await {
                 Ok(connected) => {
                     listener = Some(connected);
                     reconnect_after = RECONNECT_FIRST;
+                    // The reconnect's catch-up may be the first to reach the
+                    // database after an outage: it says so, not only a poll.
+                    log_reachability(&replica, was_reachable, &Ok(()), &mut outage_logged);
                 }
                 Err(err) => {
                     tracing::debug!(error = %err, retry_in = ?reconnect_after, "cached replica: no notification connection");
